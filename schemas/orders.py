@@ -1,0 +1,89 @@
+"""Orders: the request (SubmitOrder), the approved order (PlaceOrder) and its lifecycle."""
+from decimal import Decimal
+
+from schemas.header import Event
+
+BUY = "BUY"
+SELL = "SELL"
+MARKET = "MARKET"
+LIMIT = "LIMIT"
+STOP = "STOP"
+DAY = "DAY"
+GTC = "GTC"
+
+
+class SubmitOrder(Event, frozen=True, kw_only=True, gc=False):
+    """A request to trade, from sizing to risk. It carries the order's material terms."""
+
+    client_order_id: str
+    account: str
+    strategy: str
+    symbol: str
+    side: str                      # BUY | SELL
+    quantity: Decimal
+    order_type: str = MARKET       # MARKET | LIMIT | STOP
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: str = GTC       # DAY | GTC
+    security_type: str = "EQUITY"
+    ref_price: float = 0.0         # close of the bar the decision was made on
+    reduce_only: bool = False
+    stop_loss: Decimal | None = None    # bracket: protective stop price for the position
+    take_profit: Decimal | None = None  # bracket: limit price to take profit
+    parent_id: str = ""            # bracket children name their parent's client order id
+
+
+class PlaceOrder(SubmitOrder, frozen=True, kw_only=True, gc=False):
+    """An order risk approved, sent to execution. `decision_id` names the OrderApproved."""
+
+    decision_id: str = ""
+
+
+class OrderSubmitted(Event, frozen=True, kw_only=True, gc=False):
+    client_order_id: str
+    account: str
+    symbol: str
+
+
+class OrderAccepted(Event, frozen=True, kw_only=True, gc=False):
+    client_order_id: str
+    account: str
+    symbol: str
+    broker_order_id: str
+
+
+class OrderRejected(Event, frozen=True, kw_only=True, gc=False):
+    client_order_id: str
+    account: str
+    symbol: str
+    reason: str
+
+
+class OrderCanceled(Event, frozen=True, kw_only=True, gc=False):
+    client_order_id: str
+    account: str
+    symbol: str
+    reason: str
+
+
+class OrderExpired(Event, frozen=True, kw_only=True, gc=False):
+    client_order_id: str
+    account: str
+    symbol: str
+
+
+class OrderPartiallyFilled(Event, frozen=True, kw_only=True, gc=False):
+    client_order_id: str
+    account: str
+    symbol: str
+    filled_quantity: Decimal
+    leaves_quantity: Decimal
+    avg_price: Decimal
+
+
+class OrderFilled(Event, frozen=True, kw_only=True, gc=False):
+    client_order_id: str
+    account: str
+    symbol: str
+    filled_quantity: Decimal
+    avg_price: Decimal
