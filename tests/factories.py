@@ -53,9 +53,11 @@ def place_order(symbol: str = "AAA", side: str = "BUY", quantity="100", ts: int 
 
 
 def fill(symbol: str = "AAA", side: str = "BUY", quantity="100", price="100", commission="0",
-         ts: int = T0, strategy: str = "test", leaves="0") -> s.FillExecuted:
+         ts: int = T0, strategy: str = "test", leaves="0",
+         client_order_id: str | None = None) -> s.FillExecuted:
     h = header(ts, "execution")
-    return s.FillExecuted(**h, fill_id=f"f-{h['event_id']}", client_order_id=f"c-{h['event_id']}",
+    return s.FillExecuted(**h, fill_id=f"f-{h['event_id']}",
+                          client_order_id=client_order_id or f"c-{h['event_id']}",
                           broker_order_id="b", account=ACCOUNT, strategy=strategy, symbol=symbol,
                           side=side, quantity=Decimal(quantity), price=Decimal(price),
                           commission=Decimal(commission), leaves_quantity=Decimal(leaves))

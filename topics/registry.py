@@ -49,7 +49,7 @@ REGISTRY: tuple[TopicSpec, ...] = (
     TopicSpec("order.updates", "account",
               (s.OrderSubmitted, s.OrderAccepted, s.OrderRejected, s.OrderCanceled,
                s.OrderExpired, s.OrderPartiallyFilled, s.OrderFilled), 4, "delete", -1,
-              "execution", ("allocator", "audit"), "order lifecycle from the broker"),
+              "execution", ("risk", "allocator", "audit"), "order lifecycle from the broker"),
     TopicSpec("fills", "account", (s.FillExecuted,), 4, "delete", -1, "execution",
               ("portfolio", "risk", "allocator", "audit"), "executions with exact price and cost"),
     TopicSpec("portfolio", "account", (s.PositionChanged, s.PortfolioValued), 4, "delete", -1,

@@ -1,0 +1,267 @@
+"""The `firetape` command line. Each command is a thin shell over a library call; expected
+failures (bad data, bad config, a run that does not replay) end with a clear message and
+a non-zero exit, never a traceback."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from firetape.config import ConfigError, load_config, with_strategies
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_DATA = REPO / "data" / "sample" / "bars.csv"
+DEMO_CONFIG = REPO / "config" / "demo.toml"
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+
+def fail(message: str, code: int = 2) -> None:
+    errors.print(f"[bold red]error:[/] {message}")
+    raise SystemExit(code)
+
+
+def parse_speed(text: str) -> float | None:
+    """'max' -> None (as fast as possible); 'realtime' -> 1.0; '60x' or '60' -> 60.0."""
+    text = text.strip().lower()
+    if text == "max":
+        return None
+    if text in ("realtime", "real", "1x"):
+        return 1.0
+    try:
+        value = float(text.removesuffix("x"))
+    except ValueError:
+        raise click.BadParameter("use max, realtime or a factor such as 60x") from None
+    if value <= 0:
+        raise click.BadParameter("the speed factor must be positive")
+    return value
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="firetape")
+def main() -> None:
+    """firetape: an event-sourced trading pipeline with deterministic replay."""
+
+
+def _load(config_path, strategy):
+    from firetape.logs import configure_logging
+
+    try:
+        config = load_config(config_path)
+        if strategy:
+            names = [s.strip() for s in strategy.split(",") if s.strip()]
+            config = with_strategies(config, names)
+            from firetape.config import validate_strategies
+
+            validate_strategies(config, "--strategy")
+    except ConfigError as exc:
+        fail(str(exc))
+    configure_logging(config.log.level, config.log.format)
+    return config
+
+
+def _frame(paths):
+    from connectors.files import BarDataError, load_bars
+
+    try:
+        frame = load_bars(list(paths))
+    except (BarDataError, FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    if len(frame) == 0:
+        fail(f"no bars in {', '.join(map(str, paths))}")
+    return frame
+
+
+def _session(frame, config, runs, mode, speed, quiet, sources):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
+        TimeRemainingColumn
+
+    from firetape.runtime.session import StopFlag, run_session
+
+    stop = StopFlag()
+    restore = stop.install()
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                        MofNCompleteColumn(), TextColumn("bars"), TimeRemainingColumn(),
+                        console=errors, disable=quiet, transient=False)
+    try:
+        with progress:
+            task = progress.add_task(mode, total=len(frame))
+            result = run_session(frame, config, Path(runs), mode=mode, speed=speed,
+                                 on_progress=lambda n: progress.update(task, completed=n),
+                                 stop=stop, sources=sources)
+    finally:
+        restore()
+    return result
+
+
+def _report(result, config, quiet, json_path):
+    from firetape.eventlog import EventLog
+    from firetape.report import build_summary, load_frames, plot_equity, render_report
+
+    with EventLog(result.run_dir / "log", mode="r") as log:
+        frames = load_frames(log)
+    summary = build_summary(frames, float(config.portfolio.initial_cash))
+    chart = plot_equity(frames.valuations, result.run_dir / "equity.png",
+                        f"firetape {result.run_id}")
+    summary.update(run_id=result.run_id, run_dir=str(result.run_dir), bars=result.bars,
+                   digests=result.digests, bars_per_second=round(result.bars_per_second, 1),
+                   seconds=round(result.seconds, 3), completed=result.completed,
+                   dead_letters=result.dead_letters, chart=str(chart))
+    (result.run_dir / "report.json").write_text(json.dumps(summary, indent=2, default=str))
+    if json_path:
+        Path(json_path).write_text(json.dumps(summary, indent=2, default=str))
+    if not quiet:
+        render_report(summary, console)
+        console.print(f"\nrun id   {result.run_id}")
+        console.print(f"run dir  {result.run_dir}")
+        console.print(f"chart    {chart}")
+        console.print(f"speed    {result.bars:,} bars in {result.seconds:.2f} s = "
+                      f"{result.bars_per_second:,.0f} bars/s")
+        console.print("digests (SHA-256 of each topic's records):")
+        for topic, digest in sorted(result.digests.items()):
+            console.print(f"  {topic:<15} {digest}")
+    if result.dead_letters:
+        errors.print(f"[yellow]warning:[/] {result.dead_letters} event(s) went to the "
+                     f"dead-letter topic; see `firetape log inspect {result.run_dir} --topic dlq`")
+    return summary
+
+
+@main.command()
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(),
+              help="CSV or Parquet file or directory; repeat for more.")
+@click.option("--strategy", help="Comma-separated strategies, e.g. sma_cross,momentum.")
+@click.option("--config", "config_path", type=click.Path(), help="firetape.toml")
+@click.option("--json", "json_path", type=click.Path(), help="Write a JSON summary here.")
+@click.option("--runs", default="runs", show_default=True, help="Where run directories go.")
+@click.option("--quiet", is_flag=True, help="No progress bar and no report on stdout.")
+def backtest(data, strategy, config_path, json_path, runs, quiet):
+    """Replay bars from files through the whole pipeline as fast as possible."""
+    config = _load(config_path, strategy)
+    frame = _frame(data)
+    result = _session(frame, config, runs, "backtest", None, quiet, tuple(map(str, data)))
+    _report(result, config, quiet, json_path)
+
+
+@main.command()
+@click.option("--data", "data", multiple=True, required=True, type=click.Path())
+@click.option("--speed", default="realtime", show_default=True,
+              help="max, realtime, or a factor of event time, e.g. 60x.")
+@click.option("--strategy", help="Comma-separated strategies.")
+@click.option("--config", "config_path", type=click.Path())
+@click.option("--json", "json_path", type=click.Path())
+@click.option("--runs", default="runs", show_default=True)
+@click.option("--quiet", is_flag=True)
+def run(data, speed, strategy, config_path, json_path, runs, quiet):
+    """A paper-trading session fed from a file at a given speed; Ctrl-C stops cleanly."""
+    pace = parse_speed(speed)
+    config = _load(config_path, strategy)
+    frame = _frame(data)
+    result = _session(frame, config, runs, "paper", pace, quiet, tuple(map(str, data)))
+    if not result.completed:
+        errors.print(f"stopped by {result.meta.get('stopped_by')} after {result.bars:,} bars; "
+                     f"the log is consistent and replayable: firetape replay {result.run_dir}")
+    _report(result, config, quiet, json_path)
+
+
+@main.command()
+@click.option("--runs", default="runs", show_default=True)
+@click.option("--json", "json_path", type=click.Path())
+@click.option("--quiet", is_flag=True)
+def demo(runs, json_path, quiet):
+    """The bundled sample through three strategies, risk, the paper broker and portfolio."""
+    config = _load(DEMO_CONFIG, None)
+    frame = _frame([SAMPLE_DATA])
+    result = _session(frame, config, runs, "backtest", None, quiet, (str(SAMPLE_DATA),))
+    _report(result, config, quiet, json_path)
+    if not quiet:
+        console.print(f"\nreplay it:  firetape replay {result.run_dir}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--keep", type=click.Path(), help="Keep the replayed log in this directory.")
+def replay(run_dir, keep):
+    """Replay a run's recorded market data and compare every topic byte for byte."""
+    from rich.table import Table
+
+    from firetape.runtime.replay import replay_run
+
+    try:
+        result = replay_run(run_dir, Path(keep) if keep else None)
+    except (FileNotFoundError, ConfigError) as exc:
+        fail(str(exc))
+    table = Table(title=f"replay of {result.run_id} ({result.bars:,} bars)")
+    for column in ("topic", "original", "replayed", "match"):
+        table.add_column(column)
+    for t in result.topics:
+        table.add_row(t.topic, (t.original or "-")[:16], (t.replayed or "-")[:16],
+                      "[green]yes[/]" if t.match else "[red]NO[/]")
+    console.print(table)
+    if not result.identical:
+        fail("the replay differs from the original", code=1)
+    console.print("[green]identical:[/] every topic matches byte for byte")
+
+
+@main.group()
+def log():
+    """Look into a run's event log."""
+
+
+@log.command("inspect")
+@click.argument("run_dir", type=click.Path())
+@click.option("--topic", help="Only this topic (default: a summary of every topic).")
+@click.option("--tail", type=int, help="Only the last N records.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON event per line.")
+def log_inspect(run_dir, topic, tail, as_json):
+    """Show events readably (or a per-topic summary without --topic)."""
+    from firetape.inspect import inspect_log
+
+    try:
+        inspect_log(Path(run_dir), topic, tail, as_json, console)
+    except (FileNotFoundError, KeyError) as exc:
+        fail(str(exc).strip("'\""))
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def topics(ctx):
+    """The topic registry (and, on Kafka, create/check)."""
+    if ctx.invoked_subcommand is None:
+        from firetape.inspect import print_registry
+
+        print_registry(console)
+
+
+@main.command()
+@click.option("--symbols", default=10, show_default=True)
+@click.option("--bars", default=390, show_default=True, help="Bars per symbol.")
+@click.option("--interval", default="1min", show_default=True, type=click.Choice(["1min", "1d"]))
+@click.option("--seed", default=7, show_default=True)
+@click.option("--out", required=True, type=click.Path(), help=".csv or .parquet")
+def generate(symbols, bars, interval, seed, out):
+    """Write a seeded synthetic GBM data set (long format)."""
+    from connectors.synthetic import generate_bars, write_bars
+
+    frame = generate_bars(symbols, bars, seed=seed, interval=interval)
+    write_bars(frame, Path(out))
+    console.print(f"wrote {len(frame):,} bars of {len(frame.symbols)} symbols to {out}")
+
+
+def _attach_kafka() -> None:
+    try:
+        from firetape.kafka.cli import kafka, topics_check, topics_create
+    except ImportError:
+        return
+    main.add_command(kafka)
+    topics.add_command(topics_create, "create")
+    topics.add_command(topics_check, "check")
+
+
+_attach_kafka()
+
+if __name__ == "__main__":
+    sys.exit(main())

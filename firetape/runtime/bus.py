@@ -1,0 +1,144 @@
+"""The embedded runtime: an in-process bus over the registry's topics.
+
+Every event is appended to the durable event log (topic, partition by the registry's key,
+as Kafka would) and then handed to the stages that consume its type, in the registry's
+consumer order. Processing is breadth-first from each input event until nothing is left
+to do, and only then is the next input taken: the order is a function of the inputs alone,
+which is what makes a run replayable byte for byte.
+
+A stage that raises does not stop the stream: its input goes to the dead-letter topic with
+the reason and the original bytes, and processing goes on.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+
+from agents.context import Context
+from schemas import DeadLettered
+from schemas.header import Event
+from topics.codec import codec
+from topics.partitioner import partition_for
+from topics.registry import REGISTRY, topic_of
+
+
+class _TopicWriter:
+    """Encodes one topic's events and appends them to the log."""
+
+    __slots__ = ("topic", "encode", "key_field", "partitions", "log", "count")
+
+    def __init__(self, topic: str, log) -> None:
+        topic_codec = codec(topic)
+        self.topic = topic
+        self.encode = topic_codec.encode
+        self.key_field = topic_codec.key_field
+        self.partitions = next(t.partitions for t in REGISTRY if t.name == topic)
+        self.log = log
+        self.count = 0
+
+    def write(self, event: Event) -> tuple[int, int]:
+        key = getattr(event, self.key_field).encode()
+        partition = partition_for(key, self.partitions)
+        self.count += 1
+        if self.log is None:
+            return partition, -1
+        offset = self.log.append(self.topic, partition, key, self.encode(event),
+                                 event.ts_event, time.time_ns())
+        return partition, offset
+
+
+class EmbeddedBus:
+    """Routes events between stages and records every one of them in the log."""
+
+    def __init__(self, stages: Sequence, log=None, run_id: str = "") -> None:
+        self.stages = list(stages)
+        self.log = log
+        self.ctx = Context(run_id, "runtime")
+        self.dead_letters = 0
+        self._writers: dict[type, _TopicWriter] = {}
+        self._by_topic: dict[str, _TopicWriter] = {}
+        self._routes: dict[type, list[tuple[str, object]]] = {}
+        self._wire(stages)
+        self._queue: deque = deque()
+        self.last_event: Event | None = None
+
+    def _wire(self, stages) -> None:
+        for topic_spec in REGISTRY:
+            writer = _TopicWriter(topic_spec.name, self.log)
+            self._by_topic[topic_spec.name] = writer
+            order = {name: i for i, name in enumerate(topic_spec.consumers)}
+            for value_type in topic_spec.values:
+                self._writers[value_type] = writer
+                handlers = []
+                for stage in stages:
+                    handler = stage.routes().get(value_type)
+                    if handler is not None:
+                        if stage.name not in order:
+                            raise ValueError(f"stage {stage.name!r} consumes {value_type.__name__}"
+                                             f" but is not a registered consumer of "
+                                             f"{topic_spec.name!r}")
+                        handlers.append((order[stage.name], stage.name, handler))
+                handlers.sort(key=lambda h: h[0])
+                self._routes[value_type] = [(name, handler) for _, name, handler in handlers]
+
+    def counts(self) -> dict[str, int]:
+        """Events written per topic so far."""
+        return {topic: w.count for topic, w in self._by_topic.items() if w.count}
+
+    def publish(self, event: Event) -> None:
+        """Take one input event and process everything it causes."""
+        queue = self._queue
+        writers = self._writers
+        routes = self._routes
+        self.last_event = event
+        position = writers[type(event)].write(event)
+        queue.append((event, position))
+        while queue:
+            event, position = queue.popleft()
+            for stage_name, handler in routes[type(event)]:
+                try:
+                    produced = handler(event)
+                except Exception as exc:  # a failing stage must not stop the stream
+                    produced = (self._dead_letter(event, position, stage_name, exc),)
+                for out in produced:
+                    queue.append((out, writers[type(out)].write(out)))
+
+    def publish_many(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.publish(event)
+
+    def finish(self) -> None:
+        """End of a finite stream: let each stage emit its closing events."""
+        last_input = self.last_event
+        for stage in self.stages:
+            for out in stage.finish(last_input):
+                self.publish(out)
+        if self.log is not None:
+            self.log.flush()
+
+    def dead_letter_raw(self, topic: str, partition: int, offset: int, payload: bytes,
+                        reason: str, ts: int) -> None:
+        """Record an undecodable or invalid input record and go on."""
+        self.dead_letters += 1
+        header = {
+            "event_id": self.ctx.derive_id("dlq", topic, partition, offset),
+            "ts_event": ts, "ts_init": ts, "correlation_id": "", "causation_id": "",
+            "producer": "runtime", "run_id": self.ctx.run_id,
+        }
+        event = DeadLettered(**header, source_topic=topic, source_partition=partition,
+                             source_offset=offset, stage="runtime", reason=reason,
+                             payload=payload)
+        self._writers[DeadLettered].write(event)
+
+    def _dead_letter(self, event: Event, position: tuple[int, int], stage: str,
+                     exc: Exception) -> DeadLettered:
+        self.dead_letters += 1
+        topic = topic_of(type(event))
+        header = self.ctx.header(event)
+        header["event_id"] = self.ctx.derive_id("dlq", stage, event.event_id)
+        return DeadLettered(
+            **header,
+            source_topic=topic, source_partition=position[0], source_offset=position[1],
+            stage=stage, reason=f"stage {stage} raised {type(exc).__name__}: {exc}",
+            payload=codec(topic).encode(event))
