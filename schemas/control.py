@@ -34,8 +34,10 @@ class LimitChanged(Event, frozen=True, kw_only=True, gc=False):
 class StrategyEnabled(Event, frozen=True, kw_only=True, gc=False):
     strategy: str
     operator: str = ""
+    account: str = ""   # the control topic's key; "" means every account
 
 
 class StrategyDisabled(Event, frozen=True, kw_only=True, gc=False):
     strategy: str
     operator: str = ""
+    account: str = ""   # the control topic's key; "" means every account

@@ -2,8 +2,8 @@
 
 Every event is appended to the durable event log (topic, partition by the registry's key,
 as Kafka would) and then handed to the stages that consume its type, in the registry's
-consumer order. Processing is breadth-first from each input event until nothing is left
-to do, and only then is the next input taken: the order is a function of the inputs alone,
+consumer order. Processing is depth-first from each input event until nothing is left to
+do, and only then is the next input taken: the order is a function of the inputs alone,
 which is what makes a run replayable byte for byte.
 
 A stage that raises does not stop the stream: its input goes to the dead-letter topic with
@@ -12,7 +12,6 @@ the reason and the original bytes, and processing goes on.
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Iterable, Sequence
 
 from agents.context import Context
@@ -60,7 +59,6 @@ class EmbeddedBus:
         self._by_topic: dict[str, _TopicWriter] = {}
         self._routes: dict[type, list[tuple[str, object]]] = {}
         self._wire(stages)
-        self._queue: deque = deque()
         self.last_event: Event | None = None
 
     def _wire(self, stages) -> None:
@@ -87,22 +85,23 @@ class EmbeddedBus:
         return {topic: w.count for topic, w in self._by_topic.items() if w.count}
 
     def publish(self, event: Event) -> None:
-        """Take one input event and process everything it causes."""
-        queue = self._queue
-        writers = self._writers
-        routes = self._routes
+        """Take one input event and process everything it causes, depth first."""
         self.last_event = event
-        position = writers[type(event)].write(event)
-        queue.append((event, position))
-        while queue:
-            event, position = queue.popleft()
-            for stage_name, handler in routes[type(event)]:
-                try:
-                    produced = handler(event)
-                except Exception as exc:  # a failing stage must not stop the stream
-                    produced = (self._dead_letter(event, position, stage_name, exc),)
-                for out in produced:
-                    queue.append((out, writers[type(out)].write(out)))
+        self._dispatch(event, self._writers[type(event)].write(event))
+
+    def _dispatch(self, event: Event, position: tuple[int, int]) -> None:
+        # Depth first: each event a handler returns is written and fully processed before
+        # the handler's next event and before the next consumer sees `event`. A runtime
+        # that feeds a stage one input at a time and drains it (as a Kafka agent does)
+        # therefore sees exactly this order.
+        writers = self._writers
+        for stage_name, handler in self._routes[type(event)]:
+            try:
+                produced = handler(event)
+            except Exception as exc:  # a failing stage must not stop the stream
+                produced = (self._dead_letter(event, position, stage_name, exc),)
+            for out in produced:
+                self._dispatch(out, writers[type(out)].write(out))
 
     def publish_many(self, events: Iterable[Event]) -> None:
         for event in events:

@@ -84,3 +84,13 @@ def test_load_when_no_file_then_defaults_match_the_documented_ones():
 def test_load_when_file_missing_then_error_names_it(tmp_path):
     with pytest.raises(ConfigError, match="file not found"):
         load_config(tmp_path / "nope.toml", environ={})
+
+
+def test_load_when_documented_sample_then_it_states_exactly_the_defaults():
+    from pathlib import Path
+
+    import msgspec
+
+    sample = load_config(Path(__file__).parents[2] / "config" / "firetape.sample.toml", environ={})
+    defaults = load_config(None, environ={})
+    assert msgspec.structs.replace(sample, strategies={}) == defaults
