@@ -251,17 +251,37 @@ def generate(symbols, bars, interval, seed, out):
     console.print(f"wrote {len(frame):,} bars of {len(frame.symbols)} symbols to {out}")
 
 
-def _attach_kafka() -> None:
-    try:
-        from firetape.kafka.cli import kafka, topics_check, topics_create
-    except ImportError:
-        return
-    main.add_command(kafka)
-    topics.add_command(topics_create, "create")
-    topics.add_command(topics_check, "check")
+# Commands that live beside the code they drive: (module, attribute, parent group, name).
+# A module that does not exist yet is simply not attached; any other import error is a bug
+# and is raised.
+PLUGGED_COMMANDS = (
+    ("firetape.kafka.cli", "kafka", "main", "kafka"),
+    ("firetape.kafka.cli", "topics_create", "topics", "create"),
+    ("firetape.kafka.cli", "topics_check", "topics", "check"),
+    ("firetape.kafka.agents_cli", "agent", "main", "agent"),
+    ("firetape.kafka.agents_cli", "agents", "main", "agents"),
+    ("firetape.kafka.agents_cli", "publish", "main", "publish"),
+    ("firetape.audit.cli", "audit", "main", "audit"),
+    ("connectors.alpaca.cli", "fetch", "main", "fetch"),
+    ("connectors.alpaca.cli", "control", "main", "control"),
+)
 
 
-_attach_kafka()
+def _attach_plugged() -> None:
+    import importlib
+
+    groups = {"main": main, "topics": topics}
+    for module_name, attribute, parent, name in PLUGGED_COMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue
+            raise
+        groups[parent].add_command(getattr(module, attribute), name)
+
+
+_attach_plugged()
 
 if __name__ == "__main__":
     sys.exit(main())
