@@ -107,6 +107,8 @@ def _report(result, config, quiet, json_path):
     summary = build_summary(frames, float(config.portfolio.initial_cash))
     chart = plot_equity(frames.valuations, result.run_dir / "equity.png",
                         f"firetape {result.run_id}")
+    counts = summary["counts"]
+    summary.update({key: counts[key] for key in ("signals", "orders", "fills", "round_trips")})
     summary.update(run_id=result.run_id, run_dir=str(result.run_dir), bars=result.bars,
                    digests=result.digests, bars_per_second=round(result.bars_per_second, 1),
                    seconds=round(result.seconds, 3), completed=result.completed,
@@ -123,7 +125,7 @@ def _report(result, config, quiet, json_path):
                       f"{result.bars_per_second:,.0f} bars/s")
         console.print("digests (SHA-256 of each topic's records):")
         for topic, digest in sorted(result.digests.items()):
-            console.print(f"  {topic:<15} {digest}")
+            console.print(f"  {topic:<15} {digest}", soft_wrap=True)
     if result.dead_letters:
         errors.print(f"[yellow]warning:[/] {result.dead_letters} event(s) went to the "
                      f"dead-letter topic; see `firetape log inspect {result.run_dir} --topic dlq`")

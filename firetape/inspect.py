@@ -53,7 +53,7 @@ def inspect_log(run_dir: Path, topic: str | None, tail: int | None, as_json: boo
         decode = codec(topic).decode
         for record in records:
             if as_json:
-                console.print(bytes(record.value).decode(), markup=False, highlight=False)
+                print(bytes(record.value).decode())   # raw, never wrapped: one event a line
                 continue
             _print_event(console, record, decode)
 

@@ -100,8 +100,10 @@ def _request_row(e: s.SubmitOrder, wall: int) -> tuple:
 def _decision_row(e: s.OrderApproved | s.OrderDenied, wall: int) -> tuple:
     approved = isinstance(e, s.OrderApproved)
     reasons = () if approved else tuple(e.reasons)
+    # the report groups denials by the check that failed; the text keeps the values
+    failed = tuple(check.name for check in e.checks if not check.passed)
     return (e.ts_event, e.client_order_id, e.account, e.strategy, e.symbol, e.side,
-            float(e.quantity), approved, "; ".join(reasons), reasons, e.trading_state,
+            float(e.quantity), approved, "; ".join(reasons), failed, e.trading_state,
             e.event_id, e.causation_id, wall)
 
 

@@ -37,7 +37,7 @@ def _decision(of: s.SubmitOrder, reasons: tuple[str, ...] = ()):
     terms = dict(**header(of.ts_event, "risk", cause=of.event_id, correlation=of.correlation_id),
                  client_order_id=of.client_order_id, account=ACCOUNT, strategy=of.strategy,
                  symbol=of.symbol, side=of.side, quantity=of.quantity, trading_state="ACTIVE",
-                 checks=())
+                 checks=tuple(s.CheckResult(name, False, "1", "0", name) for name in reasons))
     if reasons:
         return s.OrderDenied(**terms, reasons=reasons)
     return s.OrderApproved(**terms)
