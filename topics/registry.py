@@ -29,7 +29,7 @@ class TopicSpec(msgspec.Struct, frozen=True):
 
 REGISTRY: tuple[TopicSpec, ...] = (
     TopicSpec("md.bars", "symbol", (s.Bar,), 8, "delete", -1, "feed",
-              ("execution", "portfolio", "risk", "strategy", "allocator", "audit"),
+              ("execution", "portfolio", "risk", "strategy", "audit"),
               "OHLCV bars; the input a backtest replays"),
     TopicSpec("md.quotes", "symbol", (s.Quote,), 8, "delete", 7 * DAY_MS, "feed", ("audit",),
               "top-of-book quotes (recorded, not yet traded on)"),

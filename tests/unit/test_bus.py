@@ -49,14 +49,14 @@ class Recorder:
 def test_dispatch_when_stages_given_then_registry_consumer_order_and_depth_first():
     seen = []
     # given in the "wrong" order on purpose: the registry says execution before strategy
-    strategy = Recorder("strategy", seen, answer=True)
-    allocator = Recorder("allocator", seen, consumes=(Bar, SignalGenerated))
-    execution = Recorder("execution", seen)
+    strategy = Recorder("strategy", seen)
+    allocator = Recorder("allocator", seen, consumes=(SignalGenerated,))
+    execution = Recorder("execution", seen, answer=True)   # any stage's output will do
     bus = EmbeddedBus([strategy, allocator, execution])
     bus.publish(f.bar("AAA"))
-    assert seen == [("execution", "bar", "AAA"), ("strategy", "bar", "AAA"),
-                    ("allocator", "signal", "AAA"),   # the signal is drained first ...
-                    ("allocator", "bar", "AAA")]      # ... before the next bar consumer
+    assert seen == [("execution", "bar", "AAA"),
+                    ("allocator", "signal", "AAA"),   # the output is drained first ...
+                    ("strategy", "bar", "AAA")]       # ... before the next bar consumer
 
 
 def test_dispatch_when_stage_raises_then_input_is_dead_lettered_and_others_go_on(tmp_path):
