@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import msgspec
+import structlog
 
 from connectors.files.frame import BarFrame
 from firetape import __version__
@@ -30,6 +31,8 @@ from firetape.eventlog import EventLog
 from firetape.runtime.bus import EmbeddedBus
 from firetape.runtime.feed import bar_events, in_replay_order
 from firetape.runtime.pipeline import build_stages
+
+log = structlog.get_logger("firetape.session")
 
 RUN_FILE = "run.json"
 LOG_DIR = "log"
@@ -136,6 +139,8 @@ def run_session(frame: BarFrame, config: FiretapeConfig, runs_root: Path, *,
         "completed": False,
     }
     write_meta(run_dir, meta)
+    log.info("session.started", run_id=run_id, run_dir=str(run_dir), mode=mode,
+             bars=len(frame), symbols=len(frame.symbols), speed=speed or "max")
     ordered = in_replay_order(frame)
     stop = stop or StopFlag()
     with EventLog(run_dir / LOG_DIR, mode="a") as log:
@@ -150,6 +155,8 @@ def run_session(frame: BarFrame, config: FiretapeConfig, runs_root: Path, *,
                 counts=bus.counts(), digests=digests, dead_letters=bus.dead_letters,
                 seconds=round(seconds, 3))
     write_meta(run_dir, meta)
+    log.info("session.finished", run_id=run_id, bars=done, seconds=round(seconds, 3),
+             completed=not stop.set, dead_letters=bus.dead_letters)
     return SessionResult(run_id, run_dir, done, seconds, bus.counts(), digests,
                          bus.dead_letters, not stop.set, meta)
 
