@@ -32,7 +32,7 @@ from firetape.runtime.bus import EmbeddedBus
 from firetape.runtime.feed import bar_events, in_replay_order
 from firetape.runtime.pipeline import build_stages
 
-log = structlog.get_logger("firetape.session")
+logger = structlog.get_logger("firetape.session")
 
 RUN_FILE = "run.json"
 LOG_DIR = "log"
@@ -139,7 +139,7 @@ def run_session(frame: BarFrame, config: FiretapeConfig, runs_root: Path, *,
         "completed": False,
     }
     write_meta(run_dir, meta)
-    log.info("session.started", run_id=run_id, run_dir=str(run_dir), mode=mode,
+    logger.info("session.started", run_id=run_id, run_dir=str(run_dir), mode=mode,
              bars=len(frame), symbols=len(frame.symbols), speed=speed or "max")
     ordered = in_replay_order(frame)
     stop = stop or StopFlag()
@@ -155,7 +155,7 @@ def run_session(frame: BarFrame, config: FiretapeConfig, runs_root: Path, *,
                 counts=bus.counts(), digests=digests, dead_letters=bus.dead_letters,
                 seconds=round(seconds, 3))
     write_meta(run_dir, meta)
-    log.info("session.finished", run_id=run_id, bars=done, seconds=round(seconds, 3),
+    logger.info("session.finished", run_id=run_id, bars=done, seconds=round(seconds, 3),
              completed=not stop.set, dead_letters=bus.dead_letters)
     return SessionResult(run_id, run_dir, done, seconds, bus.counts(), digests,
                          bus.dead_letters, not stop.set, meta)
