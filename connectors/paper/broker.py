@@ -178,6 +178,7 @@ class PaperBroker:
                           client_order_id=order.client_order_id, account=order.account,
                           symbol=order.symbol, broker_order_id=working.broker_order_id),
         ]
+        events += self._supersede_bracket(order, working)
         if self._fills_at_close and order.order_type == MARKET:
             price = slipped_price(to_price(order.ref_price, self._increment), order.side,
                                   self._slippage, self._increment)
@@ -185,6 +186,31 @@ class PaperBroker:
                                     order.ts_init)
         else:
             self._book.setdefault(order.symbol, []).append(working)
+        return events
+
+    def _supersede_bracket(self, order: PlaceOrder, working: _WorkingOrder) -> list[Event]:
+        """Cancel the resting bracket legs of the same strategy and symbol: a new order
+        re-targets that sleeve, and a leg left behind could later trade against a position
+        that is no longer there (and open one the strategy never asked for)."""
+        book = self._book.get(order.symbol)
+        if not book:
+            return []
+        events: list[Event] = []
+        for leg in book:
+            if leg.order.parent_id and not leg.done and leg.order.strategy == order.strategy:
+                leg.done = True
+                events.append(OrderCanceled(
+                    **self._ctx.header(leg.order, leg.next_index(), ts_event=order.ts_event,
+                                       now=order.ts_init),
+                    client_order_id=leg.order.client_order_id, account=leg.order.account,
+                    symbol=leg.order.symbol,
+                    reason=f"superseded by {order.client_order_id}"))
+        if events:
+            live = [w for w in book if not w.done]
+            if live:
+                self._book[order.symbol] = live
+            else:
+                del self._book[order.symbol]
         return events
 
     def on_bar(self, bar: Bar) -> Sequence[Event]:

@@ -293,6 +293,21 @@ def test_bracket_when_take_profit_fills_then_stop_leg_canceled_oco():
     assert paper.on_bar(bar_at(3, open=90.0, low=80.0)) == ()
 
 
+def test_bracket_when_sleeve_places_a_new_order_then_resting_legs_are_superseded():
+    paper = broker()
+    paper.on_order(bracket_order(strategy="sma_cross"))
+    legs = [e.client_order_id for e in paper.on_bar(bar_at(1, open=100.0))[2:]]
+    other = paper.on_order(f.place_order(side="SELL", strategy="momentum"))
+    assert not any(isinstance(e, s.OrderCanceled) for e in other)   # another sleeve's order
+    exit_ = f.place_order(side="SELL", strategy="sma_cross")
+    events = paper.on_order(exit_)
+    canceled = [e for e in events if isinstance(e, s.OrderCanceled)]
+    assert [e.client_order_id for e in canceled] == legs
+    assert all(e.reason == f"superseded by {exit_.client_order_id}" for e in canceled)
+    assert set(paper.open_order_ids()) == {exit_.client_order_id,
+                                          other[0].client_order_id}
+
+
 def test_bracket_when_both_legs_reachable_on_one_bar_then_stop_wins():
     paper = broker()
     paper.on_order(bracket_order(side="SELL", stop_loss=Decimal("105"),
