@@ -10,12 +10,12 @@ from collections.abc import Callable
 from datetime import datetime
 from datetime import time as clock_time
 from decimal import Decimal
-from functools import cached_property
 
 from risk.limits import RiskLimits
-from risk.state import KILL_SWITCH, NEW_YORK, ZERO, AccountBook, TradingState, signed
-from risk.var import InsufficientHistory, scenario_pnl, var_cvar
-from schemas.orders import BUY, LIMIT, MARKET, SELL, STOP, SubmitOrder
+from risk.proposal import ProposedOrder, positive
+from risk.state import KILL_SWITCH, NEW_YORK
+from risk.var import InsufficientHistory
+from schemas.orders import BUY, LIMIT, MARKET, SELL, STOP
 from schemas.risk import ACTIVE, HALTED, REDUCING, CheckResult
 
 NS = 1_000_000_000
@@ -23,85 +23,6 @@ RATE_WINDOW_NS = 60 * NS
 REDUCING_REASON = "reducing"
 _SIX_PLACES = Decimal("0.000001")
 _OPEN, _CLOSE = clock_time(9, 30), clock_time(16, 0)
-
-
-class ProposedOrder:
-    """An order request together with the account it would change, as the checks see it.
-
-    Derived figures are computed on first use; one that raises (say, no price for a held
-    symbol) raises again in every check that needs it, so each of those fails on its own.
-    """
-
-    def __init__(self, request: SubmitOrder, book: AccountBook, trading: TradingState,
-                 limits: RiskLimits) -> None:
-        self.request = request
-        self.book = book
-        self.trading = trading
-        self.limits = limits
-        self.now = request.ts_event
-
-    @cached_property
-    def delta(self) -> Decimal:
-        """The signed quantity (BUY > 0)."""
-        return signed(self.request.side, self.request.quantity)
-
-    @cached_property
-    def price(self) -> Decimal | None:
-        """The price the order is valued at: its limit price, else the mark, else ref_price."""
-        request = self.request
-        if _positive(request.limit_price):
-            return request.limit_price
-        mark = self.book.mark_price(request.symbol)
-        if mark is not None:
-            return mark
-        if request.ref_price > 0 and request.ref_price != float("inf"):
-            return Decimal(repr(request.ref_price))
-        return None
-
-    @cached_property
-    def reducing(self) -> bool:
-        """True when the order only shrinks the committed position (fills + open orders).
-
-        A reduce_only flag is checked, not trusted: an order that would open or flip a
-        position is not reducing whatever it claims.
-        """
-        committed = self.book.committed(self.request.symbol)
-        delta = self.delta
-        return (_positive(self.request.quantity) and committed != 0
-                and (committed > 0) != (delta > 0) and abs(delta) <= abs(committed))
-
-    @cached_property
-    def post_trade(self) -> dict[str, Decimal]:
-        """Signed position per symbol once every open order and this one have filled."""
-        positions = self.book.committed_all()
-        symbol = self.request.symbol
-        positions[symbol] = positions.get(symbol, ZERO) + self.delta
-        return positions
-
-    def price_of(self, symbol: str) -> Decimal:
-        """The valuation price of `symbol`; ValueError when none is known."""
-        price = self.price if symbol == self.request.symbol else self.book.mark_price(symbol)
-        if price is None:
-            raise ValueError(f"no price for {symbol}")
-        return price
-
-    @cached_property
-    def gross_notional(self) -> Decimal:
-        """Sum over symbols of |post-trade position| x price."""
-        return sum((abs(q) * self.price_of(s) for s, q in self.post_trade.items() if q),
-                   start=ZERO)
-
-    @cached_property
-    def tail_risk(self) -> tuple[float, float]:
-        """(VaR, CVaR) of the post-trade positions as fractions of equity."""
-        equity = self.book.equity
-        if equity <= 0:
-            raise ValueError(f"equity {equity} is not positive")
-        exposures = {s: float(q * self.price_of(s)) for s, q in self.post_trade.items() if q}
-        pnl = scenario_pnl(exposures, self.book.returns, self.limits.var_min_history)
-        var, cvar = var_cvar(pnl, self.limits.var_confidence)
-        return var / float(equity), cvar / float(equity)
-
 
 Check = Callable[[ProposedOrder, RiskLimits], CheckResult]
 
@@ -133,13 +54,13 @@ def check_order_terms(order: ProposedOrder, limits: RiskLimits) -> CheckResult:
     problems = []
     if request.side not in (BUY, SELL):
         problems.append(f"side {request.side!r} is not BUY or SELL")
-    if not _positive(request.quantity):
+    if not positive(request.quantity):
         problems.append(f"quantity {request.quantity} is not positive")
     if request.order_type not in (MARKET, LIMIT, STOP):
         problems.append(f"order type {request.order_type!r} is unknown")
-    if request.order_type == LIMIT and not _positive(request.limit_price):
+    if request.order_type == LIMIT and not positive(request.limit_price):
         problems.append("LIMIT order without a positive limit_price")
-    if request.order_type == STOP and not _positive(request.stop_price):
+    if request.order_type == STOP and not positive(request.stop_price):
         problems.append("STOP order without a positive stop_price")
     if request.client_order_id in order.book.open_orders:
         problems.append(f"client_order_id {request.client_order_id} is already open")
@@ -198,7 +119,7 @@ def check_symbol_exposure(order: ProposedOrder, limits: RiskLimits) -> CheckResu
     if order.price is None:
         return _unpriced("symbol_exposure", str(limit), order)
     symbol = order.request.symbol
-    notional = abs(order.post_trade[symbol]) * order.price
+    notional = abs(order.post_position) * order.price
     return _within_fraction("symbol_exposure", notional, limit, order,
                             f"{symbol} exposure")
 
@@ -332,7 +253,3 @@ def _tail_check(name: str, which: int, budget: float, order: ProposedOrder) -> C
 def _unpriced(name: str, limit: str, order: ProposedOrder) -> CheckResult:
     return CheckResult(name, False, "unknown", limit,
                        f"{name}: price of {order.request.symbol} unknown")
-
-
-def _positive(value: Decimal | None) -> bool:
-    return value is not None and value.is_finite() and value > 0

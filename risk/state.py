@@ -11,6 +11,8 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from risk.history import MarkHistory
+from risk.valuation import ExposureBook
 from schemas.orders import BUY, SELL
 from schemas.risk import ACTIVE, HALTED, REDUCING
 
@@ -98,9 +100,11 @@ class AccountBook:
         # Signed open quantity per symbol, kept in step with open_orders so a decision
         # does not walk every open order.
         self.open_by_symbol: dict[str, Decimal] = {}
-        self.marks: dict[str, float] = {}
-        self.returns: dict[str, deque[float]] = {}
-        self.var_lookback = var_lookback
+        self.history = MarkHistory(var_lookback)
+        self.marks = self.history.marks   # the same dict: last close per symbol
+        # Committed positions valued at their marks, updated here whenever a committed
+        # quantity changes and by the decision when marks have moved.
+        self.exposure = ExposureBook(self.history)
         self.equity = initial_equity
         self.drawdown = ZERO
         # Before the first valuation the initial equity counts as valued at the first
@@ -109,21 +113,17 @@ class AccountBook:
         self.approvals: deque[int] = deque()   # ts_event of recent approvals, oldest first
 
     def record_close(self, symbol: str, close: float) -> None:
-        """Remember a bar's close as the mark and its close-to-close return (hot path)."""
-        marks = self.marks
-        previous = marks.get(symbol)
-        marks[symbol] = close
-        if previous:   # also skips a zero previous close: no return can be formed
-            history = self.returns.get(symbol)
-            if history is None:
-                history = self.returns[symbol] = deque(maxlen=self.var_lookback)
-            history.append(close / previous - 1.0)
+        """Remember a bar's close as the mark and its close-to-close return."""
+        self.history.record_close(symbol, close)
+
+    @property
+    def var_lookback(self) -> int:
+        """How many returns per symbol the VaR history keeps."""
+        return self.history.lookback
 
     def resize_history(self, var_lookback: int) -> None:
         """Apply a new VaR lookback to every per-symbol return history."""
-        self.var_lookback = var_lookback
-        for symbol, history in self.returns.items():
-            self.returns[symbol] = deque(history, maxlen=var_lookback)
+        self.history.resize(var_lookback)
 
     def apply_fill(self, client_order_id: str, side: str, quantity: Decimal, price: Decimal,
                    symbol: str, leaves_quantity: Decimal) -> None:
@@ -132,15 +132,17 @@ class AccountBook:
         self.positions[symbol] = self.positions.get(symbol, ZERO) + delta
         self.fill_prices[symbol] = price
         order = self.open_orders.get(client_order_id)
-        if order is None:
-            return
-        remaining = abs(order.remaining) - quantity
-        if remaining <= 0 or leaves_quantity <= 0:
-            self.close_order(client_order_id)
-        else:
-            new_remaining = remaining if order.remaining > 0 else -remaining
-            self._move_open(order.symbol, new_remaining - order.remaining)
-            order.remaining = new_remaining
+        if order is not None:
+            remaining = abs(order.remaining) - quantity
+            if remaining <= 0 or leaves_quantity <= 0:
+                self.close_order(client_order_id)
+            else:
+                new_remaining = remaining if order.remaining > 0 else -remaining
+                self._move_open(order.symbol, new_remaining - order.remaining)
+                order.remaining = new_remaining
+        # Moving the open order already revalued its symbol; revalue once, not twice.
+        if order is None or order.symbol != symbol:
+            self._committed_changed(symbol)
 
     def add_open_order(self, client_order_id: str, symbol: str, remaining: Decimal) -> None:
         """Record an approved order as open."""
@@ -160,6 +162,10 @@ class AccountBook:
             self.open_by_symbol[symbol] = total
         else:
             self.open_by_symbol.pop(symbol, None)
+        self._committed_changed(symbol)
+
+    def _committed_changed(self, symbol: str) -> None:
+        self.exposure.set_committed(symbol, self.committed(symbol))
 
     def committed(self, symbol: str) -> Decimal:
         """Position plus every open order in `symbol`, as if all of them filled."""

@@ -8,38 +8,82 @@ multi-symbol replay of one bar interval.
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Mapping
-from itertools import islice
 
 import numpy as np
+
+from risk.history import MarkHistory
+
+
+# Beyond this many ring alignments one gather of every window beats a product per group.
+_MAX_GROUPS = 4
 
 
 class InsufficientHistory(Exception):
     """Too few returns to estimate a tail; the engine denies (fails closed) on it."""
 
 
-def scenario_pnl(exposures: Mapping[str, float], returns: Mapping[str, deque[float]],
+def scenario_pnl(exposures: Mapping[str, float], history: MarkHistory,
                  min_history: int) -> np.ndarray:
     """The P&L of `exposures` (signed notional per symbol) under each historical day.
 
-    Raises InsufficientHistory naming the symbol with the shortest history when it holds
-    fewer than `min_history` returns.
+    Symbol by symbol, in the order of `exposures`. Raises InsufficientHistory naming the
+    first symbol with the shortest history when it holds fewer than `min_history` returns.
     """
     held = [symbol for symbol, notional in exposures.items() if notional != 0.0]
     if not held:
         return np.zeros(1)
-    lengths = {symbol: len(returns.get(symbol, ())) for symbol in held}
+    lengths = {symbol: history.count(symbol) for symbol in held}
     shortest = min(held, key=lengths.__getitem__)
     n = lengths[shortest]
     if n < min_history:
         raise InsufficientHistory(f"{shortest} has {n} returns, needs {min_history}")
     pnl = np.zeros(n)
     for symbol in held:
-        history = returns[symbol]
-        tail = np.fromiter(islice(history, len(history) - n, None), dtype=float, count=n)
-        pnl += exposures[symbol] * tail
+        pnl += exposures[symbol] * history.window(symbol, n)
     return pnl
+
+
+def held_scenario_pnl(exposure: np.ndarray, history: MarkHistory,
+                      min_history: int) -> np.ndarray | None:
+    """`scenario_pnl` for a signed exposure per history row, as matrix products.
+
+    None when some held row has fewer than `min_history` returns: the caller then asks
+    `scenario_pnl`, which names the symbol. The sum over symbols runs in BLAS order, so
+    the P&L can differ from `scenario_pnl`'s in the last bits.
+    """
+    # Few numpy calls on purpose: at 100 held symbols each costs about as much as the
+    # arithmetic it does.
+    (rows,) = exposure.nonzero()
+    if not len(rows):
+        return np.zeros(1)
+    seen = history.seen(rows)
+    fewest, most = int(seen.min()), int(seen.max())
+    lookback = history.lookback
+    n = min(fewest, lookback)
+    if n < min_history:
+        return None
+    held = exposure.take(rows)
+    if fewest == most:   # in step, as in a replay between two timestamps
+        return _window(held @ history.ring_rows(rows), fewest % lookback, n)
+    # Mid-timestamp some symbols already have this bar's return and some not yet: one
+    # product per group of rows with as many returns, each then aligned on its window.
+    counts = (fewest, most) if most - fewest == 1 else np.unique(seen).tolist()
+    if len(counts) > _MAX_GROUPS:
+        return held @ history.windows(rows, n)
+    pnl = np.zeros(n)
+    for count in counts:
+        member = seen == count
+        pnl += _window(held[member] @ history.ring_rows(rows[member]), count % lookback, n)
+    return pnl
+
+
+def _window(ring_pnl: np.ndarray, end: int, n: int) -> np.ndarray:
+    """The `n` ring columns ending before column `end`, oldest first."""
+    start = end - n
+    if start >= 0:
+        return ring_pnl[start:end]
+    return np.concatenate((ring_pnl[start:], ring_pnl[:end]))
 
 
 def var_cvar(pnl: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -48,14 +92,20 @@ def var_cvar(pnl: np.ndarray, confidence: float) -> tuple[float, float]:
     VaR is the `confidence` quantile of losses taken at an observed scenario ("higher"),
     the conservative choice for a short history; CVaR is the mean loss at or beyond it.
     """
-    losses = np.sort(-np.asarray(pnl, dtype=float))
-    if not np.isfinite(losses.sum()):
+    losses = np.negative(pnl, dtype=float)
+    losses.sort()
+    if not math.isfinite(losses.sum()):
         raise ValueError("non-finite return in history")
     # numpy.quantile(method="higher") by hand: it costs ten times a sort on 250 points.
     # The epsilon keeps an exact product such as 0.8 * 10 from rounding up a place.
     n = len(losses)
     at = min(n - 1, math.ceil(confidence * (n - 1) - 1e-9))
-    var = float(losses[at])
-    cvar = float(losses[np.searchsorted(losses, var, side="left"):].mean())
+    var = losses.item(at)
+    # The tail starts at the first loss equal to VaR; it is nearly always VaR's own.
+    first = at
+    if first and losses.item(first - 1) == var:
+        first = int(losses.searchsorted(var, side="left"))
+    # sum / count is what ndarray.mean computes, without its bookkeeping
+    cvar = float(losses[first:].sum()) / (n - first)
     # the mean of equal losses can land one ulp below them; CVaR is never below VaR
     return max(var, 0.0), max(cvar, var, 0.0)

@@ -72,8 +72,8 @@ class EventBatch:
         if with_constants:
             columns["host"] = pa.array([self.host] * n, pa.string())
             columns["clock_source"] = pa.array([self.clock_source] * n, pa.string())
-        columns["record_key"] = pa.array(self.record_key, pa.binary())
-        columns["payload"] = pa.array(self.payload, pa.binary())
+        columns["record_key"] = pa.array(self.record_key, pa.string())
+        columns["payload"] = pa.array(self.payload, pa.string())
         return pa.table(columns)
 
 

@@ -120,7 +120,8 @@ def read_meta(run_dir: Path) -> dict:
 def run_session(frame: BarFrame, config: FiretapeConfig, runs_root: Path, *,
                 mode: str = "backtest", speed: float | None = None,
                 on_progress: Callable[[int], None] | None = None,
-                stop: StopFlag | None = None, sources: tuple[str, ...] = ()) -> SessionResult:
+                stop: StopFlag | None = None, sources: tuple[str, ...] = (),
+                audit: bool = True) -> SessionResult:
     """Run `frame` through the pipeline and record it in a new run directory.
 
     `speed` None replays as fast as possible; otherwise event time runs `speed` times
@@ -157,6 +158,9 @@ def run_session(frame: BarFrame, config: FiretapeConfig, runs_root: Path, *,
     write_meta(run_dir, meta)
     logger.info("session.finished", run_id=run_id, bars=done, seconds=round(seconds, 3),
              completed=not stop.set, dead_letters=bus.dead_letters)
+    if audit:   # the run's audit: a chdb database in run_dir/"audit", built from log/
+        from firetape.audit.run_audit import write_run_audit
+        write_run_audit(run_dir)
     return SessionResult(run_id, run_dir, done, seconds, bus.counts(), digests,
                          bus.dead_letters, not stop.set, meta)
 

@@ -11,6 +11,7 @@ from agents.context import Context
 from risk import checks
 from risk.engine import RiskStage
 from risk.limits import RiskLimits, with_limit
+from risk.history import MarkHistory
 from risk.var import InsufficientHistory, scenario_pnl, var_cvar
 from tests import factories as f
 
@@ -259,9 +260,18 @@ def test_var_cvar_when_losses_known_then_quantile_and_tail_mean():
     assert (var, cvar) == (5.0, 7.5)
 
 
+def history_of(closes: dict[str, list[float]], lookback: int = 250) -> MarkHistory:
+    history = MarkHistory(lookback)
+    for symbol, series in closes.items():
+        for close in series:
+            history.record_close(symbol, close)
+    return history
+
+
 def test_scenario_pnl_when_history_short_then_raises_naming_symbol():
+    history = history_of({"AAA": [100.0, 110.0] * 3, "BBB": [100.0, 110.0]})
     with pytest.raises(InsufficientHistory, match="BBB has 1 returns"):
-        scenario_pnl({"AAA": 1.0, "BBB": 2.0}, {"AAA": [0.1] * 5, "BBB": [0.1]}, 3)
+        scenario_pnl({"AAA": 1.0, "BBB": 2.0}, history, 3)
 
 
 def test_limits_when_fraction_out_of_range_then_value_error_names_field():

@@ -11,6 +11,10 @@
 -- Partitions are days of ts_ingest, the wall clock of the hop: a backtest replaying
 -- years of bars is then one partition, not hundreds, and a redelivered record keeps its
 -- partition because ts_ingest comes from the record, never from the sink's clock.
+--
+-- Ingest speed decided two choices (bench/bench_audit.py): the payload keeps the default
+-- LZ4 codec (ZSTD halved the insert rate) and there are no skip indexes here (per-order
+-- queries read order_lifecycle, which is sorted by client_order_id).
 
 CREATE TABLE IF NOT EXISTS events_inbox
 (
@@ -47,9 +51,7 @@ CREATE TABLE IF NOT EXISTS events
     record_key      String,
     client_order_id String,
     symbol          LowCardinality(String),
-    payload         String CODEC(ZSTD(3)),
-    INDEX idx_client_order_id client_order_id TYPE bloom_filter(0.01) GRANULARITY 4,
-    INDEX idx_correlation_id correlation_id TYPE bloom_filter(0.01) GRANULARITY 4
+    payload         String
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toDate(ts_ingest)

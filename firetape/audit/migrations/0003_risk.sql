@@ -69,11 +69,19 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS risk_checks_mv TO risk_checks AS
 SELECT
     client_order_id, event_id AS decision_id, toUInt16(n - 1) AS check_index,
     c.name AS check_name, c.passed AS passed, c.value AS value, c.limit AS `limit`,
-    c.reason AS reason, type = 'OrderApproved' AS approved, ts_event, ts_ingest, run_id,
-    JSONExtractString(payload, 'account') AS account,
-    JSONExtractString(payload, 'strategy') AS strategy, symbol
-FROM events
+    c.reason AS reason, approved, ts_event, ts_ingest, run_id, account, strategy, symbol
+FROM
+(
+    -- Filter before ARRAY JOIN: ClickHouse runs ARRAY JOIN before WHERE, so a filter on
+    -- the same level would parse the checks of every event, bars included.
+    SELECT
+        client_order_id, event_id, type = 'OrderApproved' AS approved, ts_event, ts_ingest,
+        run_id, symbol,
+        JSONExtract(payload, 'Tuple(account String, strategy String, checks Array(Tuple(name String, passed Bool, value String, limit String, reason String)))') AS d,
+        d.account AS account, d.strategy AS strategy, d.checks AS checks
+    FROM events
+    WHERE type IN ('OrderApproved', 'OrderDenied')
+)
 ARRAY JOIN
-    JSONExtract(payload, 'checks', 'Array(Tuple(name String, passed Bool, value String, limit String, reason String))') AS c,
-    arrayEnumerate(JSONExtractArrayRaw(payload, 'checks')) AS n
-WHERE type IN ('OrderApproved', 'OrderDenied');
+    checks AS c,
+    arrayEnumerate(checks) AS n;
