@@ -17,6 +17,15 @@ from firetape.logs import configure_logging
 from tests.fixtures.alpaca.recorded import KEY_ID, PAPER, SECRET, credentials, environ, text
 
 
+@pytest.fixture(autouse=True)
+def _restore_structlog():
+    """configure_logging binds the (captured) stderr of the moment; later tests must not
+    inherit a closed capture stream, so structlog's global config is put back."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
 @pytest.mark.parametrize("missing", [KEY_ID_VAR, SECRET_KEY_VAR])
 def test_load_credentials_when_variable_missing_then_error_names_it(missing):
     env = environ()

@@ -10,7 +10,7 @@ from agents.context import Context
 from connectors.alpaca import wire
 from connectors.alpaca.events import PAPER
 from connectors.alpaca.parse import (
-    SeenOrder, bars_frame, missed_updates, order_request, rfc3339_ns, seen_after,
+    SeenOrder, already_seen, bars_frame, missed_updates, order_request, rfc3339_ns, seen_after,
     stream_bar_event, trade_update_events,
 )
 from connectors.alpaca.timeframes import TimeframeError, parse_timeframe
@@ -169,6 +169,20 @@ def test_missed_updates_when_never_seen_and_canceled_then_new_then_canceled():
 def test_missed_updates_when_nothing_changed_then_none():
     now = order("order_filled")
     assert missed_updates(now, seen_after(wire.TradeUpdate(event="fill", order=now))) == []
+
+
+def test_seen_after_when_backfilled_new_of_a_filled_order_then_fill_still_missing():
+    now = order("order_filled")
+    seen = seen_after(wire.TradeUpdate(event="new", order=now))
+    assert seen == SeenOrder(Decimal(0), Decimal(0), "new")
+    assert [u.event for u in missed_updates(now, seen)] == ["fill"]
+
+
+def test_already_seen_when_live_fill_repeats_the_backfill_then_true():
+    now = order("order_filled")
+    seen = seen_after(wire.TradeUpdate(event="fill", order=now))
+    assert already_seen(wire.TradeUpdate(event="fill", order=now), seen)
+    assert not already_seen(wire.TradeUpdate(event="canceled", order=now), seen)
 
 
 def test_wire_account_when_decoded_then_money_is_exact_decimal():

@@ -1,0 +1,67 @@
+"""Alpaca's synchronous calls, awaited without blocking the event loop.
+
+alpaca-py blocks; the live runtime is asyncio. Every call runs in a bounded thread pool
+and the caller waits at most `timeout` seconds (retries and backoff included). Orders
+have a pool of their own, so a submission never queues behind reads (account refreshes,
+backfills) and a slow broker call never stalls the market-data stream, which never
+touches these pools at all.
+
+A timed-out call keeps running in its thread until its HTTP timeout; its outcome is
+unknown, which is exactly the case the idempotent submit and the stream backfill handle.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from connectors.alpaca import wire
+from connectors.alpaca.client import AlpacaTrading, SubmitOutcome
+from connectors.alpaca.errors import BrokerTimeout
+from schemas.orders import PlaceOrder
+
+T = TypeVar("T")
+DEFAULT_TIMEOUT = 20.0
+
+
+class AsyncAlpaca:
+    """Awaitable facade over AlpacaTrading with bounded pools and timeouts."""
+
+    def __init__(self, trading: AlpacaTrading, *, order_workers: int = 2,
+                 read_workers: int = 2, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.trading = trading
+        self.timeout = timeout
+        self._orders = ThreadPoolExecutor(order_workers, thread_name_prefix="alpaca-order")
+        self._reads = ThreadPoolExecutor(read_workers, thread_name_prefix="alpaca-read")
+
+    async def submit(self, order: PlaceOrder) -> SubmitOutcome:
+        """Idempotent submit (see AlpacaTrading.submit) on the order pool."""
+        return await self._run(self._orders, f"submit {order.client_order_id}",
+                               self.trading.submit, order)
+
+    async def account(self) -> wire.Account:
+        return await self._run(self._reads, "account", self.trading.account)
+
+    async def positions(self) -> list[wire.Position]:
+        return await self._run(self._reads, "positions", self.trading.positions)
+
+    async def open_orders(self) -> list[wire.Order]:
+        return await self._run(self._reads, "open orders", self.trading.open_orders)
+
+    async def orders_since(self, after: str) -> list[wire.Order]:
+        return await self._run(self._reads, "orders since", self.trading.orders_since, after)
+
+    async def _run(self, pool: ThreadPoolExecutor, what: str, fn: Callable[..., T],
+                   *args: Any) -> T:
+        future = asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        try:
+            return await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            raise BrokerTimeout(f"Alpaca call '{what}' took longer than {self.timeout:g} s; "
+                                f"its outcome is unknown") from None
+
+    def close(self) -> None:
+        """Stop taking calls; running ones finish in their threads (not waited for)."""
+        self._orders.shutdown(wait=False, cancel_futures=True)
+        self._reads.shutdown(wait=False, cancel_futures=True)
