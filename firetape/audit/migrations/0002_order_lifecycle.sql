@@ -1,6 +1,6 @@
 -- Orders with their material terms (one row per order request, approved or not), every
 -- lifecycle event of every order, and the fills. Filled by materialized views on
--- `events`, so they can never disagree with it. Money and quantities are Decimal(38, 12):
+-- `events`, so they can never disagree with it. Money and quantities are Nullable(Decimal(38, 12)):
 -- exact, as on the wire (where they travel as decimal strings).
 
 CREATE TABLE IF NOT EXISTS orders
@@ -16,7 +16,7 @@ CREATE TABLE IF NOT EXISTS orders
     symbol          LowCardinality(String),
     security_type   LowCardinality(String),
     side            LowCardinality(String),
-    quantity        Decimal(38, 12),
+    quantity        Nullable(Decimal(38, 12)),
     order_type      LowCardinality(String),
     limit_price     Nullable(Decimal(38, 12)),
     stop_price      Nullable(Decimal(38, 12)),
@@ -39,7 +39,7 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS orders_mv TO orders AS
 SELECT
     client_order_id, event_id, ts_event, ts_init, ts_ingest, run_id,
     o.account AS account, o.strategy AS strategy, symbol, o.security_type AS security_type,
-    o.side AS side, toDecimal128(o.quantity, 12) AS quantity, o.order_type AS order_type,
+    o.side AS side, toDecimal128OrNull(o.quantity, 12) AS quantity, o.order_type AS order_type,
     toDecimal128OrNull(o.limit_price, 12) AS limit_price,
     toDecimal128OrNull(o.stop_price, 12) AS stop_price,
     o.time_in_force AS time_in_force, o.ref_price AS ref_price, o.reduce_only AS reduce_only,
@@ -124,10 +124,10 @@ CREATE TABLE IF NOT EXISTS fills
     strategy        LowCardinality(String),
     symbol          LowCardinality(String),
     side            LowCardinality(String),
-    quantity        Decimal(38, 12),
-    price           Decimal(38, 12),
-    commission      Decimal(38, 12),
-    leaves_quantity Decimal(38, 12),
+    quantity        Nullable(Decimal(38, 12)),
+    price           Nullable(Decimal(38, 12)),
+    commission      Nullable(Decimal(38, 12)),
+    leaves_quantity Nullable(Decimal(38, 12)),
     correlation_id  String,
     causation_id    String,
     INDEX idx_ts_event ts_event TYPE minmax GRANULARITY 1
@@ -141,9 +141,9 @@ SELECT
     f.fill_id AS fill_id, client_order_id, f.broker_order_id AS broker_order_id, event_id,
     ts_event, ts_init, ts_ingest, kafka_ts, run_id, f.account AS account,
     f.strategy AS strategy, symbol, f.side AS side,
-    toDecimal128(f.quantity, 12) AS quantity, toDecimal128(f.price, 12) AS price,
-    toDecimal128(f.commission, 12) AS commission,
-    toDecimal128(f.leaves_quantity, 12) AS leaves_quantity, correlation_id, causation_id
+    toDecimal128OrNull(f.quantity, 12) AS quantity, toDecimal128OrNull(f.price, 12) AS price,
+    toDecimal128OrNull(f.commission, 12) AS commission,
+    toDecimal128OrNull(f.leaves_quantity, 12) AS leaves_quantity, correlation_id, causation_id
 FROM
 (
     SELECT *,

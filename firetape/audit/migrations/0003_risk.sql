@@ -14,7 +14,7 @@ CREATE TABLE IF NOT EXISTS risk_decisions
     strategy        LowCardinality(String),
     symbol          LowCardinality(String),
     side            LowCardinality(String),
-    quantity        Decimal(38, 12),
+    quantity        Nullable(Decimal(38, 12)),
     trading_state   LowCardinality(String),
     reasons         Array(String),
     failed_checks   Array(String),
@@ -30,7 +30,7 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS risk_decisions_mv TO risk_decisions AS
 SELECT
     client_order_id, event_id, ts_event, ts_init, ts_ingest, run_id,
     type = 'OrderApproved' AS approved, d.account AS account, d.strategy AS strategy, symbol,
-    d.side AS side, toDecimal128(d.quantity, 12) AS quantity,
+    d.side AS side, toDecimal128OrNull(d.quantity, 12) AS quantity,
     d.trading_state AS trading_state, d.reasons AS reasons,
     arrayMap(c -> c.1, arrayFilter(c -> NOT c.2, d.checks)) AS failed_checks,
     correlation_id, causation_id

@@ -9,15 +9,15 @@ CREATE TABLE IF NOT EXISTS portfolio_valuations
     ts_init         DateTime64(9, 'UTC'),
     ts_ingest       DateTime64(9, 'UTC'),
     run_id          LowCardinality(String),
-    cash            Decimal(38, 12),
-    equity          Decimal(38, 12),
-    gross_exposure  Decimal(38, 12),
-    net_exposure    Decimal(38, 12),
-    realized_pnl    Decimal(38, 12),
-    unrealized_pnl  Decimal(38, 12),
-    commissions     Decimal(38, 12),
-    high_water_mark Decimal(38, 12),
-    drawdown        Decimal(38, 12),
+    cash            Nullable(Decimal(38, 12)),
+    equity          Nullable(Decimal(38, 12)),
+    gross_exposure  Nullable(Decimal(38, 12)),
+    net_exposure    Nullable(Decimal(38, 12)),
+    realized_pnl    Nullable(Decimal(38, 12)),
+    unrealized_pnl  Nullable(Decimal(38, 12)),
+    commissions     Nullable(Decimal(38, 12)),
+    high_water_mark Nullable(Decimal(38, 12)),
+    drawdown        Nullable(Decimal(38, 12)),
     correlation_id  String
 )
 ENGINE = ReplacingMergeTree
@@ -27,14 +27,14 @@ ORDER BY (account, ts_event, event_id);
 CREATE MATERIALIZED VIEW IF NOT EXISTS portfolio_valuations_mv TO portfolio_valuations AS
 SELECT
     v.account AS account, event_id, ts_event, ts_init, ts_ingest, run_id,
-    toDecimal128(v.cash, 12) AS cash, toDecimal128(v.equity, 12) AS equity,
-    toDecimal128(v.gross_exposure, 12) AS gross_exposure,
-    toDecimal128(v.net_exposure, 12) AS net_exposure,
-    toDecimal128(v.realized_pnl, 12) AS realized_pnl,
-    toDecimal128(v.unrealized_pnl, 12) AS unrealized_pnl,
-    toDecimal128(v.commissions, 12) AS commissions,
-    toDecimal128(v.high_water_mark, 12) AS high_water_mark,
-    toDecimal128(v.drawdown, 12) AS drawdown, correlation_id
+    toDecimal128OrNull(v.cash, 12) AS cash, toDecimal128OrNull(v.equity, 12) AS equity,
+    toDecimal128OrNull(v.gross_exposure, 12) AS gross_exposure,
+    toDecimal128OrNull(v.net_exposure, 12) AS net_exposure,
+    toDecimal128OrNull(v.realized_pnl, 12) AS realized_pnl,
+    toDecimal128OrNull(v.unrealized_pnl, 12) AS unrealized_pnl,
+    toDecimal128OrNull(v.commissions, 12) AS commissions,
+    toDecimal128OrNull(v.high_water_mark, 12) AS high_water_mark,
+    toDecimal128OrNull(v.drawdown, 12) AS drawdown, correlation_id
 FROM
 (
     SELECT *,
@@ -52,10 +52,10 @@ CREATE TABLE IF NOT EXISTS positions
     ts_event         DateTime64(9, 'UTC'),
     ts_ingest        DateTime64(9, 'UTC'),
     run_id           LowCardinality(String),
-    quantity         Decimal(38, 12),
-    avg_price        Decimal(38, 12),
-    realized_pnl     Decimal(38, 12),
-    account_quantity Decimal(38, 12),
+    quantity         Nullable(Decimal(38, 12)),
+    avg_price        Nullable(Decimal(38, 12)),
+    realized_pnl     Nullable(Decimal(38, 12)),
+    account_quantity Nullable(Decimal(38, 12)),
     fill_id          String
 )
 ENGINE = ReplacingMergeTree
@@ -65,9 +65,9 @@ ORDER BY (account, symbol, ts_event, event_id);
 CREATE MATERIALIZED VIEW IF NOT EXISTS positions_mv TO positions AS
 SELECT
     p.account AS account, p.strategy AS strategy, symbol, event_id, ts_event, ts_ingest, run_id,
-    toDecimal128(p.quantity, 12) AS quantity, toDecimal128(p.avg_price, 12) AS avg_price,
-    toDecimal128(p.realized_pnl, 12) AS realized_pnl,
-    toDecimal128OrZero(p.account_quantity, 12) AS account_quantity, p.fill_id AS fill_id
+    toDecimal128OrNull(p.quantity, 12) AS quantity, toDecimal128OrNull(p.avg_price, 12) AS avg_price,
+    toDecimal128OrNull(p.realized_pnl, 12) AS realized_pnl,
+    toDecimal128OrNull(p.account_quantity, 12) AS account_quantity, p.fill_id AS fill_id
 FROM
 (
     SELECT *,
