@@ -4,8 +4,9 @@ paper broker -> portfolio, with every event written to the durable event log.
     .venv/bin/python bench/bench_backtest.py                 # 100 symbols x 7,800 bars
     .venv/bin/python bench/bench_backtest.py --profile 25    # plus the top of a cProfile
 
-Prints bars/s for the pipeline (feed + stages + log, excluding data generation) and the
-process's peak resident memory.
+Prints bars/s for the pipeline (feed + stages + log, excluding data generation and the
+ClickHouse audit written after the run, which bench/bench_audit.py measures) and the
+process's peak resident memory. Synthetic prices are rounded to cents, like real bars.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.synthetic import generate_bars  # noqa: E402
+from connectors.synthetic import generate_bars, round_prices  # noqa: E402
 from firetape.config import load_config, with_strategies  # noqa: E402
 from firetape.runtime.session import run_session  # noqa: E402
 
@@ -35,14 +36,14 @@ def main() -> None:
     args = parser.parse_args()
 
     t0 = time.perf_counter()
-    frame = generate_bars(args.symbols, args.bars, seed=args.seed, interval="1min")
+    frame = round_prices(generate_bars(args.symbols, args.bars, seed=args.seed, interval="1min"))
     generated = time.perf_counter() - t0
     config = with_strategies(load_config(None, environ={}), args.strategy.split(","))
     with tempfile.TemporaryDirectory() as runs:
         profiler = cProfile.Profile() if args.profile else None
         if profiler:
             profiler.enable()
-        result = run_session(frame, config, Path(runs))
+        result = run_session(frame, config, Path(runs), audit=False)  # bench_audit.py measures it
         if profiler:
             profiler.disable()
         log_bytes = sum(p.stat().st_size for p in (result.run_dir / "log").rglob("*.log"))

@@ -76,7 +76,7 @@ def _frame(paths):
     return frame
 
 
-def _session(frame, config, runs, mode, speed, quiet, sources):
+def _session(frame, config, runs, mode, speed, quiet, sources, audit=True):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
         TimeRemainingColumn
 
@@ -92,7 +92,7 @@ def _session(frame, config, runs, mode, speed, quiet, sources):
             task = progress.add_task(mode, total=len(frame))
             result = run_session(frame, config, Path(runs), mode=mode, speed=speed,
                                  on_progress=lambda n: progress.update(task, completed=n),
-                                 stop=stop, sources=sources)
+                                 stop=stop, sources=sources, audit=audit)
     finally:
         restore()
     return result
@@ -140,11 +140,13 @@ def _report(result, config, quiet, json_path):
 @click.option("--json", "json_path", type=click.Path(), help="Write a JSON summary here.")
 @click.option("--runs", default="runs", show_default=True, help="Where run directories go.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no report on stdout.")
-def backtest(data, strategy, config_path, json_path, runs, quiet):
+@click.option("--no-audit", is_flag=True, help="Skip writing the run's ClickHouse audit.")
+def backtest(data, strategy, config_path, json_path, runs, quiet, no_audit):
     """Replay bars from files through the whole pipeline as fast as possible."""
     config = _load(config_path, strategy)
     frame = _frame(data)
-    result = _session(frame, config, runs, "backtest", None, quiet, tuple(map(str, data)))
+    result = _session(frame, config, runs, "backtest", None, quiet, tuple(map(str, data)),
+                      audit=not no_audit)
     _report(result, config, quiet, json_path)
 
 
@@ -157,12 +159,14 @@ def backtest(data, strategy, config_path, json_path, runs, quiet):
 @click.option("--json", "json_path", type=click.Path())
 @click.option("--runs", default="runs", show_default=True)
 @click.option("--quiet", is_flag=True)
-def run(data, speed, strategy, config_path, json_path, runs, quiet):
+@click.option("--no-audit", is_flag=True, help="Skip writing the run's ClickHouse audit.")
+def run(data, speed, strategy, config_path, json_path, runs, quiet, no_audit):
     """A paper-trading session fed from a file at a given speed; Ctrl-C stops cleanly."""
     pace = parse_speed(speed)
     config = _load(config_path, strategy)
     frame = _frame(data)
-    result = _session(frame, config, runs, "paper", pace, quiet, tuple(map(str, data)))
+    result = _session(frame, config, runs, "paper", pace, quiet, tuple(map(str, data)),
+                      audit=not no_audit)
     if not result.completed:
         errors.print(f"stopped by {result.meta.get('stopped_by')} after {result.bars:,} bars; "
                      f"the log is consistent and replayable: firetape replay {result.run_dir}")
@@ -246,9 +250,10 @@ def topics(ctx):
 @click.option("--out", required=True, type=click.Path(), help=".csv or .parquet")
 def generate(symbols, bars, interval, seed, out):
     """Write a seeded synthetic GBM data set (long format)."""
-    from connectors.synthetic import generate_bars, write_bars
+    from connectors.synthetic import generate_bars, round_prices, write_bars
 
-    frame = generate_bars(symbols, bars, seed=seed, interval=interval)
+    # cents, like real bars (and a realistic cost to encode)
+    frame = round_prices(generate_bars(symbols, bars, seed=seed, interval=interval))
     write_bars(frame, Path(out))
     console.print(f"wrote {len(frame):,} bars of {len(frame.symbols)} symbols to {out}")
 
