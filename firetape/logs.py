@@ -23,6 +23,17 @@ def redact_secrets(logger, method_name, event_dict):
     return event_dict
 
 
+class _CurrentStderr:
+    """Writes to whatever sys.stderr is at the time of the write (not at configuration),
+    so a replaced or closed stream (a test's capture, a daemon's redirect) is never kept."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     """Configure structlog for the CLI (stderr, so stdout stays for reports and JSON)."""
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
@@ -37,6 +48,6 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelName(level.upper()) if isinstance(level, str) else level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),
         cache_logger_on_first_use=False,
     )

@@ -49,8 +49,8 @@ def held_scenario_pnl(exposure: np.ndarray, history: MarkHistory,
     """`scenario_pnl` for a signed exposure per history row, as matrix products.
 
     None when some held row has fewer than `min_history` returns: the caller then asks
-    `scenario_pnl`, which names the symbol. The sum over symbols runs in BLAS order, so
-    the P&L can differ from `scenario_pnl`'s in the last bits.
+    `scenario_pnl`, which names the symbol. The sum over symbols runs row by row in a
+    fixed order (see `_combine`), so a run replays bit for bit on any machine.
     """
     # Few numpy calls on purpose: at 100 held symbols each costs about as much as the
     # arithmetic it does.
@@ -65,17 +65,25 @@ def held_scenario_pnl(exposure: np.ndarray, history: MarkHistory,
         return None
     held = exposure.take(rows)
     if fewest == most:   # in step, as in a replay between two timestamps
-        return _window(held @ history.ring_rows(rows), fewest % lookback, n)
+        return _window(_combine(held, history.ring_rows(rows)), fewest % lookback, n)
     # Mid-timestamp some symbols already have this bar's return and some not yet: one
     # product per group of rows with as many returns, each then aligned on its window.
     counts = (fewest, most) if most - fewest == 1 else np.unique(seen).tolist()
     if len(counts) > _MAX_GROUPS:
-        return held @ history.windows(rows, n)
+        return _combine(held, history.windows(rows, n))
     pnl = np.zeros(n)
     for count in counts:
         member = seen == count
-        pnl += _window(held[member] @ history.ring_rows(rows[member]), count % lookback, n)
+        pnl += _window(_combine(held[member], history.ring_rows(rows[member])),
+                       count % lookback, n)
     return pnl
+
+
+def _combine(exposure: np.ndarray, returns: np.ndarray) -> np.ndarray:
+    """Sum over rows of exposure x returns. Not `exposure @ returns`: BLAS picks its kernel
+    (and so its summation order) per CPU, and a run copied to another machine must replay
+    byte for byte. A reduction over axis 0 adds the rows one after another everywhere."""
+    return (exposure[:, None] * returns).sum(axis=0)
 
 
 def _window(ring_pnl: np.ndarray, end: int, n: int) -> np.ndarray:
