@@ -11,7 +11,7 @@ the reason and the original bytes, and processing goes on.
 """
 from __future__ import annotations
 
-import time
+from time import time_ns
 from collections.abc import Iterable, Sequence
 
 from agents.context import Context
@@ -25,7 +25,7 @@ from topics.registry import REGISTRY, topic_of
 class _TopicWriter:
     """Encodes one topic's events and appends them to the log."""
 
-    __slots__ = ("topic", "encode", "key_field", "partitions", "log", "count")
+    __slots__ = ("topic", "encode", "key_field", "partitions", "log", "count", "_routes")
 
     def __init__(self, topic: str, log) -> None:
         topic_codec = codec(topic)
@@ -35,16 +35,26 @@ class _TopicWriter:
         self.partitions = next(t.partitions for t in REGISTRY if t.name == topic)
         self.log = log
         self.count = 0
+        # key -> (key bytes, partition, partition log): one dict lookup per event instead
+        # of encoding the key, hashing it and finding the partition file every time
+        self._routes: dict[str, tuple[bytes, int, object]] = {}
+
+    def _route(self, key: str) -> tuple[bytes, int, object]:
+        key_bytes = key.encode()
+        partition = partition_for(key_bytes, self.partitions)
+        handle = None if self.log is None else self.log.partition_log(self.topic, partition)
+        route = self._routes[key] = (key_bytes, partition, handle)
+        return route
 
     def write(self, event: Event) -> tuple[int, int]:
-        key = getattr(event, self.key_field).encode()
-        partition = partition_for(key, self.partitions)
+        """Append `event`; return its (partition, offset), offset -1 when not logging."""
+        key = getattr(event, self.key_field)
+        route = self._routes.get(key) or self._route(key)
         self.count += 1
-        if self.log is None:
-            return partition, -1
-        offset = self.log.append(self.topic, partition, key, self.encode(event),
-                                 event.ts_event, time.time_ns())
-        return partition, offset
+        handle = route[2]
+        if handle is None:
+            return route[1], -1
+        return route[1], handle.append(route[0], self.encode(event), event.ts_event, time_ns())
 
 
 class EmbeddedBus:
