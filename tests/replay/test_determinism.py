@@ -23,7 +23,16 @@ DEMO = REPO / "config" / "demo.toml"
 # The bundled sample through config/demo.toml. A change here must be deliberate: it means
 # the pipeline's output for the same input changed. Update with the digests printed by
 # `firetape demo` and say why in the commit.
-GOLDEN_DEMO_DIGESTS: dict[str, str] = {}
+GOLDEN_DEMO_DIGESTS: dict[str, str] = {
+    "fills": "5787ed53c55af876e41c531a87727379511246b6dab99bbae8f3f850e1c4b7f5",
+    "md.bars": "589c6a24a24d27be2076adac9eb96d099d5d77b0a46e12ce408e6589f3c39b72",
+    "order.requests": "0142475f939c8a425e98028fb50fdf00f6f4d1a72d8a630a8e15eada8714b1bc",
+    "order.updates": "803c98068b8b5fdfc0f1a4e7007b7e931e0d2be30fe6385959e5374d4a50b149",
+    "orders": "7cc4875cb2443f13325ae528f2dd9a658c3f2db9d360d67beaeb506f184fc998",
+    "portfolio": "1d7d22e320d6d9fbe226369258fb970ed86e53fe5eb202ab507c481fbc41995b",
+    "risk.decisions": "b401a4ee0fc3f3e46694cf7a8256a073b5bcccb05d9094e5b0c92feab345334a",
+    "signals": "1a76397682e445a5eb0f79834c6a5799e5c3f3f975e0820d663cd83c6fe1a7e0",
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +47,7 @@ def sample():
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory, sample, demo_config):
-    return run_session(sample, demo_config, tmp_path_factory.mktemp("runs"))
+    return run_session(sample, demo_config, tmp_path_factory.mktemp("runs"), audit=False)
 
 
 def test_backtest_when_run_twice_then_identical_digests(demo_run, sample, demo_config, tmp_path):
