@@ -51,7 +51,7 @@ def demo_run(tmp_path_factory, sample, demo_config):
 
 
 def test_backtest_when_run_twice_then_identical_digests(demo_run, sample, demo_config, tmp_path):
-    again = run_session(sample, demo_config, tmp_path)
+    again = run_session(sample, demo_config, tmp_path, audit=False)
     assert again.run_id == demo_run.run_id
     assert again.digests == demo_run.digests
     assert demo_run.counts["fills"] > 50   # the sample really trades
@@ -129,8 +129,8 @@ def test_decide_when_future_bars_change_then_past_decisions_do_not(sample, demo_
                        open=sample.open * shock, high=sample.high * shock,
                        low=sample.low * shock, close=sample.close * shock,
                        volume=sample.volume)
-    original = run_session(sample, demo_config, tmp_path / "a")
-    changed = run_session(altered, demo_config, tmp_path / "b")
+    original = run_session(sample, demo_config, tmp_path / "a", audit=False)
+    changed = run_session(altered, demo_config, tmp_path / "b", audit=False)
     before = _decisions_until(original, cut)
     assert before and before == _decisions_until(changed, cut)
     assert original.digests["fills"] != changed.digests["fills"]   # the future did change
@@ -138,7 +138,7 @@ def test_decide_when_future_bars_change_then_past_decisions_do_not(sample, demo_
 
 def test_fill_when_market_order_then_price_is_the_next_bars_open(sample, tmp_path):
     config = with_strategies(load_config(None, environ={}), ["sma_cross"])
-    run = run_session(sample, config, tmp_path)
+    run = run_session(sample, config, tmp_path, audit=False)
     opens = {(s, int(t)): o for s, t, o in zip(sample.symbol, sample.ts, sample.open)}
     times = {s: np.sort(sample.ts[sample.symbol == s]) for s in sample.symbols}
     with EventLog(run.run_dir / "log", mode="r") as log:
