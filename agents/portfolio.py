@@ -69,6 +69,7 @@ class PortfolioStage:
         self.initial_cash = Decimal(initial_cash)
         self.cash = self.initial_cash
         self.commissions = ZERO
+        self.realized = ZERO      # all sleeves, net of commission, kept as fills arrive
         self.sleeves: dict[tuple[str, str], Sleeve] = {}
         self.positions: dict[str, Decimal] = {}   # account net quantity per symbol
         self.marks: dict[str, float] = {}
@@ -101,9 +102,14 @@ class PortfolioStage:
         sleeve = self.sleeves.get(key)
         if sleeve is None:
             sleeve = self.sleeves[key] = Sleeve()
+        before = sleeve.realized
         sleeve.apply(signed, fill.price, fill.commission)
+        self.realized += sleeve.realized - before
         net = self.positions.get(fill.symbol, ZERO) + signed
-        self.positions[fill.symbol] = net
+        if net:
+            self.positions[fill.symbol] = net
+        else:   # valuations iterate over open positions only
+            self.positions.pop(fill.symbol, None)
         return (PositionChanged(**self.ctx.header(fill), account=fill.account,
                                 strategy=fill.strategy, symbol=fill.symbol,
                                 quantity=sleeve.quantity, avg_price=sleeve.avg_price(),
@@ -123,10 +129,9 @@ class PortfolioStage:
         """Value the account at the closes known as of `as_of`."""
         gross = net = ZERO
         for symbol, qty in self.positions.items():
-            if qty:
-                value = qty * self.mark_of(symbol)
-                gross += abs(value)
-                net += value
+            value = qty * self.mark_of(symbol)
+            gross += abs(value)
+            net += value
         equity = self.cash + net
         if equity > self.high_water_mark:
             self.high_water_mark = equity
@@ -134,7 +139,7 @@ class PortfolioStage:
         if self.high_water_mark > 0:
             drawdown = ((self.high_water_mark - equity) / self.high_water_mark).quantize(
                 DRAWDOWN_PLACES)
-        realized = sum((s.realized for s in self.sleeves.values()), ZERO)
+        realized = self.realized
         return PortfolioValued(
             **self.ctx.header(cause, index, ts_event=as_of), account=self.ctx.account,
             cash=self.cash, equity=equity, gross_exposure=gross, net_exposure=net,
