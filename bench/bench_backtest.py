@@ -51,7 +51,10 @@ def main() -> None:
     print(f"bars            {result.bars:,} ({args.symbols} symbols x {args.bars:,})")
     print(f"generate        {generated:.2f} s (not counted)")
     print(f"pipeline        {result.seconds:.2f} s")
-    print(f"throughput      {result.bars_per_second:,.0f} bars/s")
+    print(f"throughput      {result.bars_per_second:,.0f} bars/s (wall clock)")
+    # CPU time of the pipeline: less sensitive than wall time to a busy machine
+    print(f"cpu             {result.cpu_seconds:.2f} s -> "
+          f"{result.bars / result.cpu_seconds:,.0f} bars per CPU-second")
     print(f"events          {sum(result.counts.values()):,} "
           f"({', '.join(f'{k} {v:,}' for k, v in sorted(result.counts.items()))})")
     print(f"event log       {log_bytes / 2**20:,.0f} MiB")

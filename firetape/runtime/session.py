@@ -78,6 +78,7 @@ class SessionResult:
     dead_letters: int
     completed: bool
     meta: dict = field(default_factory=dict)
+    cpu_seconds: float = 0.0
 
     @property
     def bars_per_second(self) -> float:
@@ -146,10 +147,11 @@ def run_session(frame: BarFrame, config: FiretapeConfig, runs_root: Path, *,
     stop = stop or StopFlag()
     with EventLog(run_dir / LOG_DIR, mode="a") as log:
         bus = EmbeddedBus(build_stages(config, run_id), log, run_id)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         done = _feed(bus, bar_events(ordered, run_id), ordered, speed, on_progress, stop)
         bus.finish()
         seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu_started
         log.flush()
         digests = log.digests()
     meta.update(completed=not stop.set, stopped_by=stop.signal_name or None, bars_processed=done,
@@ -162,7 +164,7 @@ def run_session(frame: BarFrame, config: FiretapeConfig, runs_root: Path, *,
         from firetape.audit.run_audit import write_run_audit
         write_run_audit(run_dir)
     return SessionResult(run_id, run_dir, done, seconds, bus.counts(), digests,
-                         bus.dead_letters, not stop.set, meta)
+                         bus.dead_letters, not stop.set, meta, cpu_seconds)
 
 
 def _feed(bus: EmbeddedBus, events, frame: BarFrame, speed, on_progress, stop) -> int:
