@@ -1,0 +1,131 @@
+"""`firetape agent NAME`, `firetape agents` and `firetape publish`: the Kafka runtime's
+commands, attached to the main CLI by firetape.cli. Every option also has an environment
+variable (containers set only those); faust and aiokafka load only when a command runs.
+"""
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+
+_COMMON = [
+    click.option("--config", "config_path", envvar="FIRETAPE_CONFIG", type=click.Path(),
+                 help="firetape TOML (FIRETAPE_CONFIG); default: built-in defaults."),
+    click.option("--prefix", envvar="FIRETAPE_TOPIC_PREFIX", default=None,
+                 help="Topic namespace prefix (FIRETAPE_TOPIC_PREFIX), e.g. 'test1.'."),
+    click.option("--bootstrap", envvar="KAFKA_BOOTSTRAP", default=None,
+                 help="Kafka bootstrap servers (KAFKA_BOOTSTRAP); default: the local broker."),
+    click.option("--run-id", envvar="FIRETAPE_RUN_ID", default=None,
+                 help="Run id (FIRETAPE_RUN_ID); agents default to the inputs' run id."),
+]
+
+
+def _common(func):
+    for option in reversed(_COMMON):
+        func = option(func)
+    return func
+
+
+def _settings(config_path, prefix, bootstrap, run_id, **more):
+    from firetape.config import ConfigError, load_config
+    from firetape.kafka.settings import SettingsError, from_env
+
+    try:
+        settings = from_env().with_overrides(config_path=config_path, prefix=prefix,
+                                             bootstrap=bootstrap, run_id=run_id, **more)
+        config = load_config(settings.config_path)
+    except (SettingsError, ConfigError) as error:
+        raise click.ClickException(str(error)) from None
+    return settings, config
+
+
+def _run(names: tuple[str, ...], settings, config) -> None:
+    from firetape.kafka.agents import state_changelog
+    from firetape.kafka.app import agent_name, create_app, run_worker
+    from firetape.kafka.clients import ensure_topics
+
+    extra = (state_changelog(settings),) if "strategy" in map(agent_name, names) else ()
+    asyncio.run(ensure_topics(settings, extra))    # before faust subscribes to them
+    run_worker(create_app(settings, config, names), settings)
+
+
+@click.command("agent")
+@click.argument("name")
+@_common
+@click.option("--guarantee", envvar="FIRETAPE_PROCESSING_GUARANTEE", default=None,
+              type=click.Choice(["at_least_once", "exactly_once"]),
+              help="The strategy agent's faust processing guarantee.")
+@click.option("--web-port", envvar="FIRETAPE_WEB_PORT", type=int, default=None,
+              help="Port of the /health endpoint (FIRETAPE_WEB_PORT); 0 turns it off.")
+def agent(name, config_path, prefix, bootstrap, run_id, guarantee, web_port):
+    """Run one agent as a faust worker: feed, strategy or account (risk, execution,
+    portfolio and allocator run inside account)."""
+    from firetape.kafka.app import agent_name
+
+    try:
+        agent_name(name)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    settings, config = _settings(config_path, prefix, bootstrap, run_id,
+                                 guarantee=guarantee, web_port=web_port)
+    _run((name,), settings, config)
+
+
+@click.command("agents")
+@_common
+@click.option("--guarantee", envvar="FIRETAPE_PROCESSING_GUARANTEE", default=None,
+              type=click.Choice(["at_least_once", "exactly_once"]))
+@click.option("--web-port", envvar="FIRETAPE_WEB_PORT", type=int, default=None)
+def agents(config_path, prefix, bootstrap, run_id, guarantee, web_port):
+    """Run the strategy and account agents in one faust worker (a laptop's deployment)."""
+    settings, config = _settings(config_path, prefix, bootstrap, run_id,
+                                 guarantee=guarantee, web_port=web_port)
+    _run(("strategy", "account"), settings, config)
+
+
+@click.command("publish")
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(),
+              help="CSV or Parquet bar file or directory; repeat for more.")
+@click.option("--speed", default="max", show_default=True,
+              help="max, or a factor of event time such as 60x.")
+@_common
+def publish(data, speed, config_path, prefix, bootstrap, run_id):
+    """Publish bars from files to md.bars (with watermarks), in replay order.
+
+    The run id defaults to the one `firetape backtest` gives the same data and config, so
+    the agents' orders and fills carry the ids of the embedded backtest.
+    """
+    from connectors.files import BarDataError, load_bars
+    from firetape.kafka.admin import TopicAdminError
+    from firetape.kafka.feed_task import parse_speed
+    from firetape.kafka.publish import backtest_run_id, publish_bars
+    from firetape.kafka.settings import SettingsError
+
+    settings, config = _settings(config_path, prefix, bootstrap, run_id)
+    try:
+        pace = parse_speed(speed)
+        frame = load_bars(list(data))
+    except (SettingsError, BarDataError, FileNotFoundError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    run = settings.run_id or backtest_run_id(config, frame)
+    try:
+        result = asyncio.run(publish_bars(settings, frame, run, speed=pace))
+    except TopicAdminError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"published {result.bars} bars ({result.times} times) to "
+               f"{settings.prefix}md.bars on {settings.bootstrap} as run {run} "
+               f"in {result.seconds:.2f} s")
+
+
+@click.group("firetape-agents")
+def standalone() -> None:
+    """These commands on their own (the main CLI attaches them too)."""
+
+
+standalone.add_command(agent)
+standalone.add_command(agents)
+standalone.add_command(publish)
+
+if __name__ == "__main__":
+    sys.exit(standalone())

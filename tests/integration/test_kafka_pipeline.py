@@ -1,0 +1,123 @@
+"""The Kafka agents on a real broker: the bundled sample end to end, parity with the
+embedded backtest, a poison record, the kill switch.
+
+Each test has its own topic namespace (FIRETAPE_TOPIC_PREFIX) on the session's broker and
+runs the agents as the CLI does, in subprocesses. Parity is by the embedded event log's
+digests: same bytes, same partitions, same order, hence same ids.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from firetape.kafka.readback import digest, read_topic
+from tests.integration.kafka_harness import (SAMPLE, AgentProcess, embedded_run,
+                                             publish_cli, wait_for_count)
+
+pytestmark = pytest.mark.kafka
+
+# Every topic the agents write, compared whole. `portfolio` is compared without the
+# embedded run's last record: the closing valuation that the bus's finish() makes at the
+# end of a finite backtest, which a live stream never reaches.
+EXACT_TOPICS = ("signals", "order.requests", "risk.decisions", "orders", "order.updates",
+                "fills")
+
+
+def _topic(bootstrap: str, prefix: str, topic: str):
+    return asyncio.run(read_topic(bootstrap, prefix + topic))
+
+
+def test_publish_when_sample_runs_through_agents_then_kafka_equals_embedded_backtest(
+        kafka_bootstrap, tmp_path):
+    reference = embedded_run(tmp_path / "runs")
+    prefix = "parity."
+    with AgentProcess(kafka_bootstrap, prefix, tmp_path, "agents"):
+        publish_cli(kafka_bootstrap, prefix)
+        wait_for_count(kafka_bootstrap, prefix + "fills", reference.counts["fills"])
+        wait_for_count(kafka_bootstrap, prefix + "account.sequence", reference.bars)
+    for topic in EXACT_TOPICS:
+        records = _topic(kafka_bootstrap, prefix, topic)
+        assert len(records) == reference.counts[topic], topic
+        assert digest(records) == reference.digests[topic], topic
+    portfolio = [r.value for r in _topic(kafka_bootstrap, prefix, "portfolio")]
+    assert portfolio == reference.values("portfolio")[:-1]
+    assert _topic(kafka_bootstrap, prefix, "dlq") == []
+
+
+def test_poison_when_undecodable_bar_on_md_bars_then_dead_lettered_and_stream_goes_on(
+        kafka_bootstrap, tmp_path):
+    reference = embedded_run(tmp_path / "runs")
+    prefix = "poison."
+    poison = b"\xff\xfenot a bar"
+    asyncio.run(_send_raw(kafka_bootstrap, prefix + "md.bars", poison, partition=1))
+    with AgentProcess(kafka_bootstrap, prefix, tmp_path, "agents"):
+        publish_cli(kafka_bootstrap, prefix)
+        wait_for_count(kafka_bootstrap, prefix + "fills", reference.counts["fills"])
+        dead = wait_for_count(kafka_bootstrap, prefix + "dlq", 1)
+    import msgspec
+
+    from schemas import DeadLettered
+    letter = msgspec.json.decode(dead[0].value, type=DeadLettered)
+    assert (letter.source_topic, letter.source_partition, letter.source_offset) == (
+        prefix + "md.bars", 1, 0)
+    assert letter.payload == poison and letter.reason.startswith("undecodable")
+    # The rest of the stream went on, unchanged: same orders and fills as without poison.
+    for topic in ("orders", "fills"):
+        assert digest(_topic(kafka_bootstrap, prefix, topic)) == reference.digests[topic]
+
+
+def test_kill_switch_when_engaged_mid_stream_then_no_approval_after_it(kafka_bootstrap,
+                                                                      tmp_path):
+    prefix = "kill."
+    with AgentProcess(kafka_bootstrap, prefix, tmp_path, "agents"):
+        feed = publish_cli(kafka_bootstrap, prefix, speed=f"{86400 * 60}x", wait=False)
+        try:
+            wait_for_count(kafka_bootstrap, prefix + "fills", 60)
+            asyncio.run(_engage_kill_switch(kafka_bootstrap, prefix))
+        finally:
+            assert feed.wait(timeout=120) == 0
+        wait_for_count(kafka_bootstrap, prefix + "account.sequence", 3024 + 1)
+    from topics.codec import codec
+    decode = codec("risk.decisions").decode
+    decisions = [decode(r.value) for r in _topic(kafka_bootstrap, prefix, "risk.decisions")]
+    kinds = [type(d).__name__ for d in decisions]
+    halted = next(i for i, d in enumerate(decisions)
+                  if kinds[i] == "TradingStateChanged" and d.state == "HALTED")
+    assert "OrderApproved" in kinds[:halted]
+    assert "OrderApproved" not in kinds[halted:]
+    assert "OrderDenied" in kinds[halted:]     # requests kept coming and were refused
+
+
+async def _send_raw(bootstrap: str, topic: str, value: bytes, partition: int) -> None:
+    from firetape.kafka import clients
+    from firetape.kafka.settings import AgentSettings
+
+    settings = AgentSettings(bootstrap=bootstrap, prefix=topic.split("md.bars")[0])
+    await clients.ensure_topics(settings)
+    producer = clients.producer(settings)
+    await producer.start()
+    try:
+        await (await producer.send(topic, value, key=b"SYM000", partition=partition))
+    finally:
+        await producer.stop()
+
+
+async def _engage_kill_switch(bootstrap: str, prefix: str) -> None:
+    from firetape.kafka import clients
+    from firetape.kafka.settings import AgentSettings
+    from schemas import KillSwitchEngaged
+    from topics.codec import codec
+
+    now = time.time_ns()
+    event = KillSwitchEngaged(event_id="kill-1", ts_event=now, ts_init=now,
+                              correlation_id="kill-1", causation_id="", producer="operator",
+                              run_id="ops", account="paper", reason="test", operator="pytest")
+    producer = clients.producer(AgentSettings(bootstrap=bootstrap, prefix=prefix))
+    await producer.start()
+    try:
+        await (await producer.send(prefix + "control", codec("control").encode(event),
+                                   key=b"paper", partition=0))
+    finally:
+        await producer.stop()

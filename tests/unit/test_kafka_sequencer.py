@@ -1,0 +1,150 @@
+"""The Kafka runtime's pure parts: the watermark merge, the per-symbol strategy binding,
+the account pipeline over sequenced inputs, and the wire helpers. No broker."""
+from __future__ import annotations
+
+import random
+
+import msgspec
+
+from firetape.config import load_config
+from firetape.kafka.account_pipeline import AccountPipeline, Outbox
+from firetape.kafka.sequencer import Merger
+from firetape.kafka.strategy_binding import StrategyEvaluator
+from firetape.kafka.wire import Evaluation, Sequenced, Watermark, evaluation_codec, event_type
+from firetape.runtime.bus import EmbeddedBus
+from firetape.runtime.pipeline import build_stages
+from tests.factories import DAY, T0, bar
+from topics.codec import codec
+from topics.partitioner import partition_for
+
+SYMBOLS = ("AAA", "BBB", "CCC", "DDD")
+
+
+def _feed(times: int):
+    """Bars as the publisher sends them, with md.bars offsets and one watermark per time."""
+    offsets: dict[int, int] = {}
+    bars, marks = [], []
+    for i in range(times):
+        ts = T0 + i * DAY
+        written: dict[int, int] = {}
+        for symbol in sorted(SYMBOLS, key=lambda s: (partition_for(s.encode(), 8), s)):
+            p = partition_for(symbol.encode(), 8)
+            offsets[p] = offsets.get(p, -1) + 1
+            written[p] = offsets[p]
+            bars.append((p, offsets[p], bar(symbol, ts, close=100.0 + i)))
+        marks.append(Watermark(ts_event=ts, run_id="r", offsets=written))
+    return bars, marks
+
+
+def _evaluation(p, offset, b):
+    return Evaluation(source_partition=p, source_offset=offset, bar=b)
+
+
+def test_release_when_partitions_arrive_shuffled_then_order_is_ts_partition_offset():
+    bars, marks = _feed(5)
+    merger, released = Merger(), []
+    by_partition: dict[int, list] = {}
+    for p, offset, b in bars:
+        by_partition.setdefault(p, []).append((p, offset, b))
+    # Within a partition Kafka keeps order; only the interleaving across partitions varies.
+    rng = random.Random(3)
+    queues = [list(q) for q in by_partition.values()] + [list(enumerate(marks))]
+    while any(queues):
+        queue = rng.choice([q for q in queues if q])
+        item = queue.pop(0)
+        if isinstance(item[1], Watermark):
+            merger.add_watermark(item[1], item[0])
+        else:
+            merger.add_evaluation(_evaluation(*item), item[0], item[1])
+        released.extend(merger.release())
+    got = [(r.evaluation.bar.ts_event, r.evaluation.source_partition, r.evaluation.source_offset)
+           for r in released]
+    assert got == sorted((b.ts_event, p, o) for p, o, b in bars)
+
+
+def test_release_when_watermark_not_yet_covered_then_nothing_is_released():
+    bars, marks = _feed(1)
+    merger = Merger()
+    merger.add_watermark(marks[0], 0)
+    for p, offset, b in bars[:-1]:
+        merger.add_evaluation(_evaluation(p, offset, b), p, offset)
+    assert merger.release() == []
+    p, offset, b = bars[-1]
+    merger.add_evaluation(_evaluation(p, offset, b), p, offset)
+    assert len(merger.release()) == len(bars)
+
+
+def test_add_evaluation_when_bar_redelivered_then_dropped_as_duplicate():
+    bars, marks = _feed(2)
+    merger = Merger()
+    for p, offset, b in bars:
+        merger.add_evaluation(_evaluation(p, offset, b), p, offset)
+        merger.add_evaluation(_evaluation(p, offset, b), p, offset + 100)
+    merger.add_watermark(marks[0], 0)
+    first = merger.release()
+    p, offset, b = bars[0]
+    merger.add_evaluation(_evaluation(p, offset, b), p, offset + 200)   # after its release
+    merger.add_watermark(marks[1], 1)
+    assert len(first) + len(merger.release()) == len(bars)
+    assert merger.duplicates == len(bars) + 1
+
+
+def test_apply_when_record_undecodable_then_dead_letter_and_coverage_only_evaluation():
+    evaluator = StrategyEvaluator(load_config(None, environ={}), "md.bars", "run")
+    outcome = evaluator.apply(b"\xffnot json", 3, 9, None)
+    assert outcome.dead_letter.reason.startswith("undecodable")
+    assert outcome.dead_letter.payload == b"\xffnot json"
+    evaluation = evaluation_codec[1](outcome.evaluation)
+    assert (evaluation.source_partition, evaluation.source_offset, evaluation.bar) == (3, 9, None)
+
+
+def test_apply_when_record_redelivered_then_not_applied_twice():
+    config = load_config(None, environ={})
+    evaluator = StrategyEvaluator(config, "md.bars", "run")
+    encode = codec("md.bars").encode
+    saved = None
+    for offset in range(3):
+        outcome = evaluator.apply(encode(bar("AAA", T0 + offset * DAY)), 0, offset, saved)
+        saved = outcome.state
+    again = StrategyEvaluator(config, "md.bars", "run").apply(
+        encode(bar("AAA", T0 + 2 * DAY)), 0, 2, saved)
+    assert again.state is None and again.signals == []
+    assert again.evaluation == outcome.evaluation        # the last one is sent again
+    older = evaluator.apply(encode(bar("AAA", T0 + DAY)), 0, 1, saved)
+    assert older.evaluation is None and older.state is None
+
+
+def test_apply_when_sequenced_bars_and_signals_then_same_events_as_embedded_bus():
+    from connectors.synthetic import generate_bars
+    from firetape.runtime.feed import bar_events, in_replay_order
+
+    config = load_config("config/demo.toml", environ={})
+    frame = in_replay_order(generate_bars(3, 120, seed=5, interval="1d"))
+    events = list(bar_events(frame, "run"))
+
+    log = Outbox()      # as the embedded bus's log: it keeps every output record
+    bus = EmbeddedBus(build_stages(config, "run"), log, "run")
+    for event in events:
+        bus.publish(event)
+    expected = [r.value for r in log.take() if r.topic in ("orders", "fills", "risk.decisions")]
+    evaluator = StrategyEvaluator(config, "md.bars", "")
+    pipeline = AccountPipeline(config)
+    saved: dict[str, bytes] = {}
+    got = []
+    for offset, event in enumerate(events):
+        outcome = evaluator.apply(codec("md.bars").encode(event), 0, offset,
+                                  saved.get(event.symbol))
+        saved[event.symbol] = outcome.state
+        item = Sequenced(account="paper", source_topic="md.bars", source_partition=0,
+                         source_offset=offset, input_offset=offset,
+                         evaluation=evaluation_codec[1](outcome.evaluation))
+        got.extend(r.value for r in pipeline.apply(item)
+                   if r.topic in ("orders", "fills", "risk.decisions"))
+    assert expected and got == expected
+
+
+def test_event_type_when_encoded_event_then_read_from_first_field_without_decoding():
+    value = codec("md.bars").encode(bar())
+    assert event_type(value) == "Bar"
+    assert event_type(b"\x00garbage") == ""
+    assert msgspec.json.decode(value)["type"] == "Bar"
