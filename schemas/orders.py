@@ -39,51 +39,40 @@ class PlaceOrder(SubmitOrder, frozen=True, kw_only=True, gc=False):
     decision_id: str = ""
 
 
-class OrderSubmitted(Event, frozen=True, kw_only=True, gc=False):
+class OrderEvent(Event, frozen=True, kw_only=True, gc=False):
+    """What every lifecycle update names: the order, its account and symbol."""
+
     client_order_id: str
     account: str
     symbol: str
 
 
-class OrderAccepted(Event, frozen=True, kw_only=True, gc=False):
-    client_order_id: str
-    account: str
-    symbol: str
+class OrderSubmitted(OrderEvent, frozen=True, kw_only=True, gc=False):
+    pass
+
+
+class OrderAccepted(OrderEvent, frozen=True, kw_only=True, gc=False):
     broker_order_id: str
 
 
-class OrderRejected(Event, frozen=True, kw_only=True, gc=False):
-    client_order_id: str
-    account: str
-    symbol: str
+class OrderRejected(OrderEvent, frozen=True, kw_only=True, gc=False):
     reason: str
 
 
-class OrderCanceled(Event, frozen=True, kw_only=True, gc=False):
-    client_order_id: str
-    account: str
-    symbol: str
+class OrderCanceled(OrderEvent, frozen=True, kw_only=True, gc=False):
     reason: str
 
 
-class OrderExpired(Event, frozen=True, kw_only=True, gc=False):
-    client_order_id: str
-    account: str
-    symbol: str
+class OrderExpired(OrderEvent, frozen=True, kw_only=True, gc=False):
+    pass
 
 
-class OrderPartiallyFilled(Event, frozen=True, kw_only=True, gc=False):
-    client_order_id: str
-    account: str
-    symbol: str
+class OrderPartiallyFilled(OrderEvent, frozen=True, kw_only=True, gc=False):
     filled_quantity: Decimal
     leaves_quantity: Decimal
     avg_price: Decimal
 
 
-class OrderFilled(Event, frozen=True, kw_only=True, gc=False):
-    client_order_id: str
-    account: str
-    symbol: str
+class OrderFilled(OrderEvent, frozen=True, kw_only=True, gc=False):
     filled_quantity: Decimal
     avg_price: Decimal

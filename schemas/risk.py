@@ -19,7 +19,9 @@ class CheckResult(msgspec.Struct, frozen=True, gc=False):
     reason: str = ""
 
 
-class OrderApproved(Event, frozen=True, kw_only=True, gc=False):
+class RiskDecision(Event, frozen=True, kw_only=True, gc=False):
+    """What an approval and a denial both record: the order's terms and every check."""
+
     client_order_id: str
     account: str
     strategy: str
@@ -30,16 +32,12 @@ class OrderApproved(Event, frozen=True, kw_only=True, gc=False):
     checks: tuple[CheckResult, ...]
 
 
-class OrderDenied(Event, frozen=True, kw_only=True, gc=False):
-    client_order_id: str
-    account: str
-    strategy: str
-    symbol: str
-    side: str
-    quantity: Decimal
-    trading_state: str
-    checks: tuple[CheckResult, ...]
-    reasons: tuple[str, ...]
+class OrderApproved(RiskDecision, frozen=True, kw_only=True, gc=False):
+    pass
+
+
+class OrderDenied(RiskDecision, frozen=True, kw_only=True, gc=False):
+    reasons: tuple[str, ...]   # the failed checks' reasons, values included
 
 
 class TradingStateChanged(Event, frozen=True, kw_only=True, gc=False):
