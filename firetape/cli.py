@@ -151,7 +151,8 @@ def backtest(data, strategy, config_path, json_path, runs, quiet, no_audit):
 
 
 @main.command()
-@click.option("--data", "data", multiple=True, required=True, type=click.Path())
+@click.option("--data", "data", multiple=True, type=click.Path(),
+              help="CSV or Parquet file or directory (--feed files); repeat for more.")
 @click.option("--speed", default="realtime", show_default=True,
               help="max, realtime, or a factor of event time, e.g. 60x.")
 @click.option("--strategy", help="Comma-separated strategies.")
@@ -160,8 +161,28 @@ def backtest(data, strategy, config_path, json_path, runs, quiet, no_audit):
 @click.option("--runs", default="runs", show_default=True)
 @click.option("--quiet", is_flag=True)
 @click.option("--no-audit", is_flag=True, help="Skip writing the run's ClickHouse audit.")
-def run(data, speed, strategy, config_path, json_path, runs, quiet, no_audit):
-    """A paper-trading session fed from a file at a given speed; Ctrl-C stops cleanly."""
+@click.option("--feed", default="files", show_default=True,
+              type=click.Choice(["files", "alpaca"]),
+              help="files: bars from --data; alpaca: live bars from Alpaca's stream.")
+@click.option("--broker", default="paper", show_default=True,
+              type=click.Choice(["paper", "alpaca-paper", "alpaca-live"]),
+              help="Where approved orders go: the simulated paper broker or Alpaca.")
+@click.option("--live", "live_flag", is_flag=True,
+              help="Trade real money: needs --broker alpaca-live and alpaca.account_type = "
+                   "\"live\" too.")
+@click.option("--symbols", help="Comma-separated symbols for --feed alpaca, e.g. AAPL,MSFT.")
+def run(data, speed, strategy, config_path, json_path, runs, quiet, no_audit, feed, broker,
+        live_flag, symbols):
+    """A paper-trading session fed from a file at a given speed, or a live session on
+    Alpaca (--feed alpaca --broker alpaca-paper); Ctrl-C stops cleanly."""
+    if feed == "alpaca" or broker != "paper" or live_flag:
+        from firetape.live_cli import run_live_command
+
+        run_live_command(feed, broker, live_flag, symbols, data, strategy, config_path, runs,
+                         quiet, no_audit)
+        return
+    if not data:
+        raise click.UsageError("Missing option '--data'.")
     pace = parse_speed(speed)
     config = _load(config_path, strategy)
     frame = _frame(data)

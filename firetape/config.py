@@ -21,6 +21,7 @@ import msgspec
 from agents.aggregation import AggregationConfig
 from agents.allocator import OrderTerms
 from agents.sizing import SizingConfig
+from connectors.alpaca.config import AlpacaConfig
 from connectors.paper.config import ExecutionConfig
 from risk.limits import RiskLimits
 
@@ -61,6 +62,13 @@ class FiretapeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     risk: RiskLimits = RiskLimits()
     strategies: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     log: LogSection = LogSection()
+    alpaca: AlpacaConfig = AlpacaConfig()
+
+
+# Sections added after run ids were first pinned: at their defaults they are left out of
+# `to_builtins`, so the run id (a hash of it) and with it every derived event id of an
+# existing config stays the same (tests/replay golden digests).
+_OMITTED_AT_DEFAULT = {"alpaca": AlpacaConfig()}
 
 
 def _parse_env_value(text: str) -> Any:
@@ -148,4 +156,8 @@ def with_strategies(config: FiretapeConfig, names: list[str]) -> FiretapeConfig:
 
 def to_builtins(config: FiretapeConfig) -> dict:
     """The config as plain data, for run.json (Decimals as strings)."""
-    return msgspec.to_builtins(config)
+    data = msgspec.to_builtins(config)
+    for name, default in _OMITTED_AT_DEFAULT.items():
+        if getattr(config, name) == default:
+            del data[name]
+    return data

@@ -3,6 +3,16 @@
 Every event starts with the header of `schemas.header.Event`. Decoders ignore unknown
 fields, so an old consumer survives a newer producer; new fields are appended with defaults.
 """
+from schemas.broker import (
+    BrokerAccountDetected,
+    BrokerBalanceRead,
+    BrokerOrderRefused,
+    BrokerOrderSubmitted,
+    BrokerOrderTimes,
+    BrokerTradeUpdate,
+    ReconciliationCompleted,
+    ReconciliationDifference,
+)
 from schemas.control import (
     HaltReleased,
     KillSwitchEngaged,
@@ -31,10 +41,11 @@ from schemas.risk import CheckResult, OrderApproved, OrderDenied, TradingStateCh
 from schemas.signals import SignalGenerated, StrategyFailed
 
 __all__ = [
-    "Bar", "CheckResult", "DeadLettered", "Event", "FillExecuted", "HaltReleased",
+    "Bar", "BrokerAccountDetected", "BrokerBalanceRead", "BrokerOrderRefused",
+    "BrokerOrderSubmitted", "BrokerOrderTimes", "BrokerTradeUpdate", "CheckResult", "DeadLettered", "Event", "FillExecuted", "HaltReleased",
     "KillSwitchEngaged", "KillSwitchReleased", "LimitChanged", "OrderAccepted", "OrderApproved",
     "OrderCanceled", "OrderDenied", "OrderExpired", "OrderFilled", "OrderPartiallyFilled",
     "OrderRejected", "OrderSubmitted", "PlaceOrder", "PortfolioValued", "PositionChanged", "Quote",
     "SignalGenerated", "StrategyDisabled", "StrategyEnabled", "StrategyFailed", "SubmitOrder",
-    "TradeTick", "TradingStateChanged",
+    "ReconciliationCompleted", "ReconciliationDifference", "TradeTick", "TradingStateChanged",
 ]

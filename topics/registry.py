@@ -48,7 +48,8 @@ REGISTRY: tuple[TopicSpec, ...] = (
               ("execution", "audit"), "approved orders, to execution"),
     TopicSpec("order.updates", "account",
               (s.OrderSubmitted, s.OrderAccepted, s.OrderRejected, s.OrderCanceled,
-               s.OrderExpired, s.OrderPartiallyFilled, s.OrderFilled), 4, "delete", -1,
+               s.OrderExpired, s.OrderPartiallyFilled, s.OrderFilled, s.BrokerOrderTimes), 4,
+              "delete", -1,
               "execution", ("risk", "allocator", "audit"), "order lifecycle from the broker"),
     TopicSpec("fills", "account", (s.FillExecuted,), 4, "delete", -1, "execution",
               ("portfolio", "risk", "allocator", "audit"), "executions with exact price and cost"),
@@ -60,13 +61,21 @@ REGISTRY: tuple[TopicSpec, ...] = (
               ("risk", "strategy", "audit"), "operator commands, read by every agent"),
     TopicSpec("dlq", "source_topic", (s.DeadLettered,), 1, "delete", -1, "any",
               ("audit",), "undecodable or invalid records, with the reason and original bytes"),
+    # An input topic: what a real broker said (confirmed account, reconciliation, submit
+    # outcomes, trade updates) is recorded here before any stage sees it, so a replay of a
+    # live run feeds it back instead of calling the broker.
+    TopicSpec("broker.reports", "account",
+              (s.BrokerAccountDetected, s.BrokerBalanceRead, s.ReconciliationDifference,
+               s.ReconciliationCompleted, s.BrokerOrderSubmitted, s.BrokerOrderRefused,
+               s.BrokerTradeUpdate), 4, "delete", -1, "broker", ("execution", "audit"),
+              "the broker's reports: account, reconciliation, submit outcomes, trade updates"),
 )
 
 _BY_NAME = {t.name: t for t in REGISTRY}
 _TOPIC_OF_TYPE = {value: t.name for t in REGISTRY for value in t.values}
 
 # Topics a backtest feeds in; everything else is output and is digested.
-INPUT_TOPICS = ("md.bars", "md.quotes", "md.trades", "control")
+INPUT_TOPICS = ("md.bars", "md.quotes", "md.trades", "control", "broker.reports")
 
 
 def spec(name: str) -> TopicSpec:

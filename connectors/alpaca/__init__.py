@@ -5,7 +5,6 @@ One job per module:
                 stream messages, trade updates)
     parse       pure translations wire -> firetape events (and PlaceOrder -> order body)
     timeframes  Alpaca's bar timeframes and when such a bar closes
-    events      events schemas/ does not have yet (to be moved there)
     credentials keys from the environment, masked everywhere
     transport   one rate-limited, mapped, retried request; HTTP timeouts
     ratelimit   token bucket under the per-account limit; 429 backoff
@@ -17,6 +16,8 @@ One job per module:
     balance     equity/buying-power minimum, fail-closed
     reconcile   start-up reconciliation against the event-sourced state
     inbox       operator commands for a running session (ack-reconciliation)
+    execution   the pure execution stage for Alpaca (replaces the paper broker)
+    reports     Alpaca's answers as broker-report input events (schemas/broker.py)
     stream      market-data and trade-update websockets, reconnect, backfill
     config      the [alpaca] config section
     cli         `firetape fetch alpaca`, `firetape control ack-reconciliation`

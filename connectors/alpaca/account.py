@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from connectors.alpaca import wire
 from connectors.alpaca.credentials import AlpacaCredentials
 from connectors.alpaca.errors import AccountMismatch, BrokerRefused
-from connectors.alpaca.events import LIVE, PAPER
+from schemas.broker import LIVE, PAPER
 
 BROKER_PAPER = "alpaca-paper"
 BROKER_LIVE = "alpaca-live"

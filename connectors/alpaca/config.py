@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import msgspec
 
-from connectors.alpaca.events import LIVE, PAPER
+from schemas.broker import LIVE, PAPER
 
 ENFORCE = "enforce"
 WARN = "warn"

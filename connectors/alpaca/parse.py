@@ -17,7 +17,7 @@ import numpy as np
 
 from agents.context import Context
 from connectors.alpaca import wire
-from connectors.alpaca.events import BrokerOrderTimes
+from schemas.broker import BrokerOrderTimes
 from connectors.alpaca.timeframes import Timeframe
 from connectors.files.frame import BarFrame
 from schemas.fills import FillExecuted

@@ -20,7 +20,7 @@ from typing import NamedTuple
 from agents.context import Context
 from connectors.alpaca import wire
 from connectors.alpaca.config import ADOPT
-from connectors.alpaca.events import ReconciliationCompleted, ReconciliationDifference
+from schemas.broker import ReconciliationCompleted, ReconciliationDifference
 from schemas.control import KillSwitchEngaged, KillSwitchReleased
 from schemas.header import Event
 from schemas.orders import (
@@ -54,6 +54,24 @@ def local_state(events: Iterable[Event]) -> LocalState:
         elif isinstance(event, PositionChanged):
             positions[event.symbol] = event.account_quantity
     return LocalState({s: q for s, q in positions.items() if q != 0}, open_orders)
+
+
+def local_state_of_runs(runs: Iterable[Iterable[Event]]) -> LocalState:
+    """The state of several consecutive runs of one account, each given as its events.
+
+    Every run's portfolio starts flat (the broker's positions are not adopted into it
+    yet), so the net position is the sum of each run's own final positions; an order
+    sent in one run may end in a later one, so open orders are folded over all of them.
+    """
+    positions: dict[str, Decimal] = {}
+    every_event: list[Event] = []
+    for events in runs:
+        events = list(events)
+        every_event.extend(events)
+        for symbol, quantity in local_state(events).positions.items():
+            positions[symbol] = positions.get(symbol, ZERO) + quantity
+    open_orders = local_state(every_event).open_orders
+    return LocalState({s: q for s, q in sorted(positions.items()) if q != 0}, open_orders)
 
 
 def reconcile(broker_positions: list[wire.Position], broker_orders: list[wire.Order],

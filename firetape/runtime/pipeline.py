@@ -15,8 +15,12 @@ from risk.engine import RiskStage
 from strategies.registry import make_params, resolve
 
 
-def build_stages(config: FiretapeConfig, run_id: str) -> list:
-    """The pipeline's stages: execution, portfolio, risk, strategy, allocator."""
+def build_stages(config: FiretapeConfig, run_id: str, execution=None) -> list:
+    """The pipeline's stages: execution, portfolio, risk, strategy, allocator.
+
+    `execution` replaces the paper broker (e.g. connectors.alpaca.execution.AlpacaExecution
+    for a live session); None keeps the paper broker.
+    """
     account = config.run.account
 
     def ctx(name: str) -> Context:
@@ -28,7 +32,7 @@ def build_stages(config: FiretapeConfig, run_id: str) -> list:
         cls = resolve(name)
         strategies.append((name, cls, make_params(cls, config.strategies.get(name, {}))))
     return [
-        PaperBroker(ctx("execution"), config.execution),
+        execution if execution is not None else PaperBroker(ctx("execution"), config.execution),
         PortfolioStage(ctx("portfolio"), initial_cash),
         RiskStage(ctx("risk"), config.risk, initial_cash),
         StrategyStage(ctx("strategy"), strategies,

@@ -12,6 +12,7 @@ import msgspec
 from firetape.config import FiretapeConfig, validate_strategies
 from firetape.eventlog import EventLog, merge_partitions
 from firetape.runtime.bus import EmbeddedBus
+from firetape.runtime.live_inputs import LIVE_MODE
 from firetape.runtime.pipeline import build_stages
 from firetape.runtime.session import LOG_DIR, read_meta
 from topics.codec import codec
@@ -54,9 +55,16 @@ def replay_run(run_dir: str | Path, keep: Path | None = None) -> ReplayResult:
         decode = codec(INPUT_TOPIC).decode
         with EventLog(run_dir / LOG_DIR, mode="r") as original, \
                 EventLog(work, mode="a") as replayed:
-            bus = EmbeddedBus(build_stages(config, run_id), replayed, run_id)
-            bars = 0
-            for record in merge_partitions(original, INPUT_TOPIC):
+            if meta.get("mode") == LIVE_MODE:
+                # A live run's inputs include the broker's reports, in the loop's order.
+                from firetape.runtime.live_inputs import replay_live_inputs
+                bus, bars = replay_live_inputs(config, run_id, original, replayed)
+                records = ()
+            else:
+                bus = EmbeddedBus(build_stages(config, run_id), replayed, run_id)
+                bars = 0
+                records = merge_partitions(original, INPUT_TOPIC)
+            for record in records:
                 try:
                     event = decode(record.value)
                 except (msgspec.DecodeError, msgspec.ValidationError) as exc:

@@ -8,7 +8,7 @@ import pytest
 
 from agents.context import Context
 from connectors.alpaca import wire
-from connectors.alpaca.events import PAPER
+from schemas.broker import PAPER
 from connectors.alpaca.parse import (
     SeenOrder, already_seen, bars_frame, missed_updates, order_request, rfc3339_ns, seen_after,
     stream_bar_event, trade_update_events,

@@ -9,10 +9,10 @@ from click.testing import CliRunner
 from agents.context import Context
 from connectors.alpaca import wire
 from connectors.alpaca.cli import control
-from connectors.alpaca.events import ReconciliationCompleted, ReconciliationDifference
+from schemas.broker import ReconciliationCompleted, ReconciliationDifference
 from connectors.alpaca.inbox import INBOX, post_command, read_commands
 from connectors.alpaca.reconcile import (
-    ACK_REASON, LocalState, acknowledgement, local_state, reconcile,
+    ACK_REASON, LocalState, acknowledgement, local_state, local_state_of_runs, reconcile,
 )
 from firetape.runtime.session import write_meta
 from risk.engine import RiskStage
@@ -78,6 +78,26 @@ def test_local_state_when_folded_from_events_then_open_orders_and_net_positions(
     state = local_state([placed, done, filled, position, done_event])
     assert state.open_orders == {placed.client_order_id: "AAPL"}
     assert state.positions == {"MSFT": Decimal(5)}
+
+
+def position(symbol: str, account_quantity: str) -> PositionChanged:
+    return PositionChanged(**f.header(), account="paper", strategy="s", symbol=symbol,
+                           quantity=Decimal(account_quantity), avg_price=Decimal(1),
+                           realized_pnl=Decimal(0), fill_id="f",
+                           account_quantity=Decimal(account_quantity))
+
+
+def test_local_state_of_runs_when_each_run_starts_flat_then_positions_add_up_across_runs():
+    sent_first = f.place_order("AAPL", "BUY", "10")
+    filled_later = OrderFilled(**f.header(), client_order_id=sent_first.client_order_id,
+                               account="paper", symbol="AAPL", filled_quantity=Decimal(10),
+                               avg_price=Decimal(1))
+    still_open = f.place_order("MSFT", "BUY", "5")
+    first = [sent_first, position("TSLA", "-3")]
+    second = [still_open, filled_later, position("AAPL", "10"), position("TSLA", "1")]
+    state = local_state_of_runs([first, second])
+    assert state.positions == {"AAPL": Decimal(10), "TSLA": Decimal(-2)}
+    assert state.open_orders == {still_open.client_order_id: "MSFT"}
 
 
 def test_risk_when_reconciliation_halts_then_halted_until_acknowledged():

@@ -1,0 +1,145 @@
+"""AlpacaExecution: the execution stage when orders go to Alpaca instead of the paper broker.
+
+Pure, like every stage (DESIGN rule 3): it never calls Alpaca. An approved PlaceOrder is
+checked against the last balance the broker reported (balance protection) and either
+rejected with the check's reason, or acknowledged with OrderSubmitted and put in the
+`outbox`, a plain list the live loop drains after each input and sends with
+`AsyncAlpaca.submit`. What Alpaca answers comes back later as input events on
+`broker.reports` (BrokerOrderSubmitted / BrokerOrderRefused / BrokerTradeUpdate), which
+this stage turns into the pipeline's order updates and fills. Because the answers are
+recorded inputs, a replay feeds them back and gets the same outputs with no outbox
+consumer at all (`outbox=None`: nothing is kept).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from agents.context import Context
+from agents.stage import NOTHING, Handler
+from connectors.alpaca import wire
+from connectors.alpaca.balance import BalanceSnapshot, check_balance
+from connectors.alpaca.config import AlpacaConfig
+from connectors.alpaca.parse import trade_update_events
+from schemas.broker import (
+    PAPER, BrokerAccountDetected, BrokerBalanceRead, BrokerOrderRefused, BrokerOrderSubmitted,
+    BrokerTradeUpdate,
+)
+from schemas.header import Event
+from schemas.orders import OrderAccepted, OrderRejected, OrderSubmitted, PlaceOrder
+
+# Header index of a rejection; OrderSubmitted uses 0, so the two never share an id.
+_REJECTION_INDEX = -1
+
+
+class AlpacaExecution:
+    """Execution stage "execution" for Alpaca: orders out (via the outbox), reports in."""
+
+    name = "execution"
+
+    def __init__(self, ctx: Context, config: AlpacaConfig,
+                 outbox: list[PlaceOrder] | None = None) -> None:
+        self._ctx = ctx
+        self._config = config
+        self.outbox = outbox
+        self.account_type = PAPER
+        self._balance: BalanceSnapshot | None = None
+        # Every order this stage sent, by client order id: a trade update names only the
+        # client order id, and the PlaceOrder supplies the strategy and correlation chain.
+        self._placed: dict[str, PlaceOrder] = {}
+        # OrderAccepted comes from whichever says so first, the submit answer or the
+        # "new" trade update; the other must not accept the order a second time.
+        self._accepted: set[str] = set()
+
+    def routes(self) -> Mapping[type, Handler]:
+        """PlaceOrder and the broker's reports."""
+        return {
+            PlaceOrder: self.on_order,
+            BrokerAccountDetected: self.on_account,
+            BrokerBalanceRead: self.on_balance,
+            BrokerOrderSubmitted: self.on_submitted,
+            BrokerOrderRefused: self.on_refused,
+            BrokerTradeUpdate: self.on_trade_update,
+        }
+
+    def finish(self, last_event: Event | None) -> Sequence[Event]:
+        """Orders still working at Alpaca stay there; the next start reconciles them."""
+        return NOTHING
+
+    @property
+    def placed(self) -> Mapping[str, PlaceOrder]:
+        """Orders sent so far, by client order id."""
+        return self._placed
+
+    # -- orders out --------------------------------------------------------------------
+
+    def on_order(self, order: PlaceOrder) -> Sequence[Event]:
+        """Balance check, then OrderSubmitted and the outbox, or OrderRejected."""
+        reason = ""
+        if order.client_order_id in self._placed:
+            # A redelivered order must not be sent twice.
+            reason = f"duplicate client_order_id {order.client_order_id!r}"
+        else:
+            # The order's ts_init is "now" for the pipeline (the receive time of the bar
+            # that caused it), never the wall clock, so a replay decides the same.
+            check = check_balance(self._balance, self._config, order.ts_init)
+            if not check.passed:
+                reason = f"{check.name}: {check.reason}"
+        if reason:
+            return (OrderRejected(**self._ctx.header(order, _REJECTION_INDEX),
+                                  client_order_id=order.client_order_id,
+                                  account=order.account, symbol=order.symbol, reason=reason),)
+        self._placed[order.client_order_id] = order
+        if self.outbox is not None:
+            self.outbox.append(order)
+        return (OrderSubmitted(**self._ctx.header(order), client_order_id=order.client_order_id,
+                               account=order.account, symbol=order.symbol),)
+
+    # -- reports in --------------------------------------------------------------------
+
+    def on_account(self, detected: BrokerAccountDetected) -> Sequence[Event]:
+        self.account_type = detected.account_type
+        self._balance = BalanceSnapshot(detected.equity, detected.buying_power,
+                                        detected.ts_init)
+        return NOTHING
+
+    def on_balance(self, read: BrokerBalanceRead) -> Sequence[Event]:
+        self._balance = BalanceSnapshot(read.equity, read.buying_power, read.ts_init)
+        return NOTHING
+
+    def on_submitted(self, report: BrokerOrderSubmitted) -> Sequence[Event]:
+        if report.client_order_id in self._accepted:
+            return NOTHING
+        self._accepted.add(report.client_order_id)
+        return (OrderAccepted(**self._header(report), client_order_id=report.client_order_id,
+                              account=report.account, symbol=report.symbol,
+                              broker_order_id=report.broker_order_id),)
+
+    def on_refused(self, report: BrokerOrderRefused) -> Sequence[Event]:
+        return (OrderRejected(**self._header(report), client_order_id=report.client_order_id,
+                              account=report.account, symbol=report.symbol,
+                              reason=f"refused by Alpaca: {report.reason}"),)
+
+    def on_trade_update(self, report: BrokerTradeUpdate) -> Sequence[Event]:
+        """The update's lifecycle and fill events, then the broker's times beside ours."""
+        update = wire.trade_update_decoder.decode(report.update)
+        client_id = update.order.client_order_id
+        translation = trade_update_events(update, self._placed.get(client_id), self._ctx,
+                                          report.account, self.account_type,
+                                          report.received_ns)
+        events: list[Event] = []
+        for event in translation.events:
+            if isinstance(event, OrderAccepted):
+                if client_id in self._accepted:
+                    continue
+                self._accepted.add(client_id)
+            events.append(event)
+        events.append(translation.times)
+        return events
+
+    def _header(self, report: Event) -> dict:
+        """A report's events join the chain of the order they are about."""
+        placed = self._placed.get(report.client_order_id)
+        header = self._ctx.header(report)
+        if placed is not None:
+            header["correlation_id"] = placed.correlation_id
+        return header

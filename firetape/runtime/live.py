@@ -1,0 +1,252 @@
+"""The live runtime: Alpaca's streams in, orders out, broker reports back, one asyncio loop.
+
+    firetape run --feed alpaca --broker alpaca-paper --strategy sma_cross --symbols AAPL,MSFT
+
+Start-up, before any input: the live guard (`confirm_account`), BrokerAccountDetected,
+then reconciliation of Alpaca's positions and open orders against the state folded from
+the earlier runs of the same run id (HALTED until acknowledged unless config adopts).
+
+Then one loop owns the EmbeddedBus (which stays synchronous and depth-first) and is its
+only caller. Producers put input events on one queue: the bar stream, the trade-update
+stream, the control inbox, a periodic balance reading, and the order submissions, which
+run in AsyncAlpaca's bounded pools as tasks of their own, so the loop never waits for
+the broker. Every input is stamped by an InputClock (strictly increasing ts_init) when it
+is queued, so the queue order is recorded in the log and a replay restores it.
+
+The execution stage (AlpacaExecution) is pure: the loop drains its outbox after each
+input and sends what is there. Bars a reconnect delivers twice are taken once.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import structlog
+
+from agents.context import Context
+from connectors.alpaca import reports
+from connectors.alpaca.account import TradingRequest, confirm_account
+from connectors.alpaca.credentials import AlpacaCredentials
+from connectors.alpaca.execution import AlpacaExecution
+from connectors.alpaca.executor import AsyncAlpaca
+from connectors.alpaca.parse import stream_bar_event
+from connectors.alpaca.reconcile import local_state_of_runs, reconcile
+from connectors.alpaca.stream import BarStream, TradeUpdateStream
+from connectors.alpaca.timeframes import parse_timeframe
+from firetape.config import FiretapeConfig
+from firetape.eventlog import EventLog
+from firetape.runtime.bus import EmbeddedBus
+from firetape.runtime.live_inputs import InputClock, earlier_runs, logged_events
+from firetape.runtime.live_producers import poll_inbox, refresh_balance, submit_order
+from firetape.runtime.live_setup import (
+    TIMEFRAME, LiveConnections, LiveRequest, live_meta, live_run_id,
+)
+from firetape.runtime.pipeline import build_stages
+from firetape.runtime.session import LOG_DIR, new_run_dir, write_meta
+from schemas.header import Event
+
+logger = structlog.get_logger("firetape.live")
+
+DRAIN_SECONDS = 5.0         # at shutdown: how long in-flight submissions may still answer
+# What earlier runs' logs say about positions and open orders, in the order
+# `local_state` needs (an order before its terminal update).
+_STATE_TOPICS = ("orders", "order.updates", "portfolio")
+
+
+@dataclass
+class LiveResult:
+    run_id: str
+    run_dir: Path
+    bars: int
+    inputs: int
+    counts: dict[str, int]
+    digests: dict[str, str]
+    dead_letters: int
+    submissions: int
+    meta: dict = field(default_factory=dict)
+
+
+class LiveSession:
+    """One live run: start-up checks, the input loop, shutdown. Use `await run()` once.
+
+    `stop` ends the loop (the CLI sets it on SIGINT/SIGTERM); `until(bus)`, checked after
+    each input, ends it too (tests). `clock` is the wall clock inputs are stamped with.
+    """
+
+    def __init__(self, config: FiretapeConfig, request: LiveRequest,
+                 credentials: AlpacaCredentials, links: LiveConnections, runs_root: Path, *,
+                 stop: asyncio.Event | None = None,
+                 until: Callable[[EmbeddedBus], bool] | None = None,
+                 clock: Callable[[], int] = time.time_ns,
+                 balance_refresh_seconds: float | None = None) -> None:
+        self.config = config
+        self.request = request
+        self.account = config.run.account
+        self._credentials = credentials
+        self._links = links
+        self._runs_root = Path(runs_root)
+        self.stop = stop or asyncio.Event()
+        self._until = until
+        self._clock = InputClock(clock)
+        self._wall = clock
+        self._refresh = balance_refresh_seconds or max(
+            1.0, min(60.0, config.alpaca.balance_max_age_seconds / 2))
+        self._timeframe = parse_timeframe(TIMEFRAME)
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._seen_bars: set[str] = set()
+        self._submissions: set[asyncio.Task] = set()
+        self.submitted = 0
+        self.bars = 0
+        self.inputs = 0
+
+    # -- start-up ----------------------------------------------------------------------
+
+    async def run(self) -> LiveResult:
+        """Confirm, reconcile, loop until stopped, shut down; the run's result."""
+        broker = AsyncAlpaca(self._links.trading,
+                             timeout=self.config.alpaca.call_timeout_seconds)
+        try:
+            return await self._run(broker)
+        finally:
+            broker.close()
+
+    async def _run(self, broker: AsyncAlpaca) -> LiveResult:
+        trading = self._links.trading
+        request = TradingRequest(self.request.broker, self.request.live_flag,
+                                 self.config.alpaca.account_type)
+        # Blocking HTTP, so in a thread; nothing else runs yet, but the rule holds.
+        confirmed = await asyncio.to_thread(confirm_account, request, self._credentials,
+                                            trading.account, trading.base_url)
+        run_id = live_run_id(self.config, self.request, confirmed.account.account_number,
+                             confirmed.account_type)
+        earlier = earlier_runs(self._runs_root, run_id)
+        run_dir = new_run_dir(self._runs_root, run_id)
+        meta = live_meta(self.config, self.request, run_id, confirmed, earlier)
+        write_meta(run_dir, meta)
+        logger.info("live.started", run_id=run_id, run_dir=str(run_dir),
+                    account_type=confirmed.account_type, symbols=list(self.request.symbols))
+        ctx = Context(run_id, reports.PRODUCER, self.account)
+        outbox: list = []
+        execution = AlpacaExecution(Context(run_id, "execution", self.account),
+                                    self.config.alpaca, outbox)
+        with EventLog(run_dir / LOG_DIR, mode="a") as log:
+            bus = EmbeddedBus(build_stages(self.config, run_id, execution), log, run_id)
+            self._take(bus, outbox, broker, reports.account_detected(
+                confirmed, ctx, self.account, self._clock.stamp()))
+            await self._reconcile(bus, outbox, broker, run_id, earlier)
+            await self._loop(bus, outbox, broker, ctx, run_dir)
+            bus.finish()
+            log.flush()
+            digests = log.digests()
+        meta.update(completed=True, counts=bus.counts(), digests=digests,
+                    dead_letters=bus.dead_letters, bars_processed=self.bars,
+                    inputs=self.inputs, submissions=self.submitted)
+        write_meta(run_dir, meta)
+        logger.info("live.finished", run_id=run_id, bars=self.bars, inputs=self.inputs,
+                    submissions=self.submitted, dead_letters=bus.dead_letters)
+        return LiveResult(run_id, run_dir, self.bars, self.inputs, bus.counts(), digests,
+                          bus.dead_letters, self.submitted, meta)
+
+    async def _reconcile(self, bus, outbox, broker: AsyncAlpaca, run_id: str,
+                         earlier: list[Path]) -> None:
+        """Alpaca's positions and open orders against the earlier runs' logs (same run
+        id), as recorded inputs: differences, the summary, and the halt unless adopted."""
+        positions = await broker.positions()
+        open_orders = await broker.open_orders()
+        local = local_state_of_runs(logged_events(run, _STATE_TOPICS) for run in earlier)
+        events = reconcile(positions, open_orders, local,
+                           Context(run_id, "reconciliation", self.account), self.account,
+                           self.config.alpaca.reconciliation, self._wall())
+        for event in events:
+            # Each input gets its own stamp: the replay order is the stamp order.
+            self._take(bus, outbox, broker,
+                       msgspec.structs.replace(event, ts_init=self._clock.stamp()))
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def _loop(self, bus, outbox, broker: AsyncAlpaca, ctx: Context,
+                    run_dir: Path) -> None:
+        bars = BarStream(self._credentials, list(self.request.symbols),
+                         self._on_bar_factory(ctx.run_id), url=self._links.data_stream_url,
+                         backoff=self._links.backoff)
+        # The trade-update backfill reaches back to this session's start.
+        session_start = datetime.fromtimestamp(self._wall() / 1e9, UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")
+        updates = TradeUpdateStream(self._credentials, self._on_update_factory(ctx),
+                                    broker.orders_since, url=self._links.trading_stream_url,
+                                    backoff=self._links.backoff, session_start=session_start)
+        tasks = [asyncio.create_task(bars.run(), name="bars"),
+                 asyncio.create_task(updates.run(), name="trade-updates"),
+                 asyncio.create_task(poll_inbox(run_dir, self._put, self._clock),
+                                     name="inbox"),
+                 asyncio.create_task(refresh_balance(broker, ctx, self.account, self._refresh,
+                                                     self._put, self._clock),
+                                     name="balance")]
+        try:
+            while not self.stop.is_set():
+                failed = next((t for t in tasks if t.done() and t.exception()), None)
+                if failed is not None:
+                    raise failed.exception()   # e.g. the stream refused the keys
+                try:
+                    event = await asyncio.wait_for(self._queue.get(), 0.1)
+                except TimeoutError:
+                    continue
+                self._take(bus, outbox, broker, event)
+                if self._until is not None and self._until(bus):
+                    self.stop.set()
+        finally:
+            self.stop.set()
+            await bars.stop()
+            await updates.stop()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self._drain(bus, outbox, broker)
+
+    async def _drain(self, bus, outbox, broker) -> None:
+        """Let in-flight submissions answer (bounded), and take what is still queued, so
+        every order sent has its outcome in the log when the broker answered in time."""
+        if self._submissions:
+            await asyncio.wait(self._submissions, timeout=DRAIN_SECONDS)
+        while not self._queue.empty():
+            self._take(bus, outbox, broker, self._queue.get_nowait())
+        outbox.clear()   # stopped: orders not yet sent are not sent (reconciled next start)
+
+    def _take(self, bus: EmbeddedBus, outbox: list, broker: AsyncAlpaca, event: Event) -> None:
+        """Publish one input, then send what the execution stage put in its outbox."""
+        bus.publish(event)
+        self.inputs += 1
+        if outbox and not self.stop.is_set():
+            for order in outbox:
+                self.submitted += 1
+                task = asyncio.create_task(submit_order(broker, order, self._put, self._clock))
+                self._submissions.add(task)
+                task.add_done_callback(self._submissions.discard)
+            outbox.clear()
+
+    def _put(self, event: Event) -> None:
+        self._queue.put_nowait(event)
+
+    # -- streams -----------------------------------------------------------------------
+
+    def _on_bar_factory(self, run_id: str):
+        async def on_bar(bar, received_ns: int) -> None:
+            event = stream_bar_event(bar, run_id, self._clock.stamp(received_ns),
+                                     self._timeframe)
+            if event.event_id in self._seen_bars:
+                return        # resent after a reconnect: already taken
+            self._seen_bars.add(event.event_id)
+            self.bars += 1
+            self._put(event)
+        return on_bar
+
+    def _on_update_factory(self, ctx: Context):
+        async def on_update(update, received_ns: int, backfilled: bool) -> None:
+            self._put(reports.trade_update_report(update, ctx, self.account,
+                                                  self._clock.stamp(received_ns), backfilled))
+        return on_update

@@ -1,0 +1,132 @@
+"""What a real broker tells us, recorded as events: the account it confirmed, start-up
+reconciliation, order submission outcomes, trade updates, and its own clock per update.
+
+Everything a broker says enters the pipeline as an input event on the `broker.reports`
+topic (the runtime records it before any stage sees it), so a replay of a live run feeds
+the same reports back instead of calling the broker. Only BrokerOrderTimes is an output:
+the execution stage derives it from a trade update and publishes it with the order
+lifecycle it belongs to (topic `order.updates`).
+
+Money and quantities are Decimal, broker payloads are kept as the JSON text that arrived,
+so a report is replayed exactly as it was received.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from schemas.header import Event
+
+PAPER = "paper"
+LIVE = "live"
+
+
+class BrokerAccountDetected(Event, frozen=True, kw_only=True, gc=False):
+    """What the broker says the account is, checked against what was asked for at start."""
+
+    account: str              # firetape's account name (run.account)
+    broker: str               # "alpaca"
+    account_type: str         # "paper" | "live", as the broker confirmed it
+    account_number: str       # the broker's (e.g. "PA3ABC..." for Alpaca paper); not a secret
+    endpoint: str             # the base URL that answered
+    status: str               # the broker's account status, e.g. "ACTIVE"
+    equity: Decimal | None = None
+    buying_power: Decimal | None = None
+
+
+class BrokerBalanceRead(Event, frozen=True, kw_only=True, gc=False):
+    """A periodic reading of the account's equity and buying power (`ts_init`: when read).
+
+    The execution stage checks each order against the last one (balance protection); a
+    reading that never comes makes the last one stale, which fails closed.
+    """
+
+    account: str
+    equity: Decimal | None = None
+    buying_power: Decimal | None = None
+
+
+class ReconciliationDifference(Event, frozen=True, kw_only=True, gc=False):
+    """One difference between the broker's state and the event-sourced portfolio at start.
+
+    `kind`: "position" (quantities differ), "unknown_order" (open at the broker, unknown
+    to us), "missing_order" (open for us, not open at the broker).
+    """
+
+    account: str
+    kind: str
+    symbol: str
+    broker_value: str         # quantities and ids as text, so Decimals stay exact
+    local_value: str
+    client_order_id: str = ""
+    broker_order_id: str = ""
+
+
+class ReconciliationCompleted(Event, frozen=True, kw_only=True, gc=False):
+    """The end of start-up reconciliation: how many differences, and what happens now.
+
+    `resolution`: "clean" (none), "halted" (trading stays HALTED until acknowledged) or
+    "adopted" (config says to take the broker's state as the truth).
+    """
+
+    account: str
+    differences: int
+    resolution: str
+
+
+class BrokerOrderSubmitted(Event, frozen=True, kw_only=True, gc=False):
+    """The broker has the order: the answer to our submission (or the lookup before it).
+
+    `existing`: found by its client order id instead of created by this submission (a
+    retry or a restart that would otherwise have duplicated it).
+    """
+
+    account: str
+    client_order_id: str
+    symbol: str
+    broker_order_id: str
+    status: str               # the broker's order status in its answer, e.g. "accepted"
+    existing: bool = False
+    attempts: int = 1
+    submitted_at_ns: int = 0  # the broker's submitted_at, 0 when it did not say
+
+
+class BrokerOrderRefused(Event, frozen=True, kw_only=True, gc=False):
+    """The broker refused the order (its reason), or its outcome stayed unknown."""
+
+    account: str
+    client_order_id: str
+    symbol: str
+    reason: str
+    attempts: int = 1
+
+
+class BrokerTradeUpdate(Event, frozen=True, kw_only=True, gc=False):
+    """One trade update as the broker sent it (`update`: its JSON, untouched).
+
+    `ts_event` is the broker's timestamp of the update, `ts_init` when we received it;
+    `backfilled` marks updates reconstructed from the orders endpoint after a disconnect.
+    """
+
+    account: str
+    client_order_id: str
+    update: str
+    received_ns: int
+    backfilled: bool = False
+
+
+class BrokerOrderTimes(Event, frozen=True, kw_only=True, gc=False):
+    """The broker's own clock for one order update, beside ours (in the header).
+
+    Header `ts_event` is the broker's update timestamp, `ts_init` when we received it; the
+    difference is network plus our own latency, which the audit reports per hop.
+    """
+
+    account: str
+    account_type: str
+    client_order_id: str
+    broker_order_id: str
+    update: str               # the broker's event name: new, fill, partial_fill, canceled, ...
+    submitted_at_ns: int = 0
+    filled_at_ns: int = 0
+    update_ns: int = 0
+    received_ns: int = 0

@@ -1,0 +1,313 @@
+"""The live loop end to end with no network: bars and trade updates from local websocket
+peers speaking Alpaca's protocols, account/positions/orders from recorded HTTP
+(`responses`). A live run is replayed byte for byte from its recorded broker reports, and
+a restart that derives the same order again finds it by client order id instead of
+placing it twice."""
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+from decimal import Decimal
+from pathlib import Path
+
+import responses
+from responses import matchers
+
+from connectors.alpaca.client import AlpacaTrading
+from connectors.alpaca.ratelimit import Backoff, TokenBucket
+from firetape.config import load_config
+from firetape.eventlog import EventLog
+from firetape.runtime.live import LiveSession
+from firetape.runtime.live_setup import LiveConnections, LiveRequest
+from firetape.runtime.replay import replay_run
+from topics.codec import codec
+from tests.fixtures.alpaca.recorded import PAPER, credentials, load
+from tests.fixtures.alpaca.stream_peer import StreamPeer, bar_message, trade_update
+
+FAST = Backoff(0.01, 0.05)
+CONFIG = """
+[strategies.sma_cross]
+fast = 2
+slow = 3
+[risk]
+var_min_history = 2
+"""
+# AAPL falls then rises: the fast SMA crosses above the slow one on the 14:35 bar.
+CLOSES = [10.0, 9.0, 8.0, 9.0, 11.0, 12.0]
+
+
+def bar_script() -> list:
+    script = [bar_message("AAPL", f"2024-07-01T14:{30 + i:02d}:00Z", close)
+              for i, close in enumerate(CLOSES)]
+    script.insert(3, script[2])     # a bar delivered twice is taken once
+    return script
+
+
+class FakeAlpaca:
+    """Alpaca's trading REST endpoints as `responses` callbacks, with the orders it holds."""
+
+    def __init__(self, positions: list) -> None:
+        self.orders: dict[str, dict] = {}
+        self.positions = positions
+        self.posts = 0
+        self.placed: queue.Queue[dict] = queue.Queue()
+
+    def install(self) -> None:
+        responses.get(f"{PAPER}/account", json=load("account_paper"))
+        responses.add_callback(responses.GET, f"{PAPER}/positions",
+                               callback=lambda r: (200, {}, json.dumps(self.positions)))
+        responses.get(f"{PAPER}/orders", json=[],
+                      match=[matchers.query_param_matcher({"status": "open"},
+                                                          strict_match=False)])
+        responses.get(f"{PAPER}/orders", json=[],
+                      match=[matchers.query_param_matcher({"status": "all"},
+                                                          strict_match=False)])
+        responses.add_callback(responses.GET, f"{PAPER}/orders:by_client_order_id",
+                               callback=self._lookup)
+        responses.add_callback(responses.POST, f"{PAPER}/orders", callback=self._post)
+
+    def _lookup(self, request):
+        client_id = request.params["client_order_id"]
+        if client_id in self.orders:
+            return 200, {}, json.dumps(self.orders[client_id])
+        return 404, {}, json.dumps({"code": 40410000, "message": "order not found"})
+
+    def _post(self, request):
+        body = json.loads(request.body)
+        self.posts += 1
+        order = {**load("order_new"), "id": f"alp-{self.posts}",
+                 "client_order_id": body["client_order_id"], "symbol": body["symbol"],
+                 "qty": body["qty"], "side": body["side"], "status": "accepted"}
+        self.orders[body["client_order_id"]] = order
+        self.placed.put(order)
+        return 200, {}, json.dumps(order)
+
+    def fill(self, order: dict) -> dict:
+        filled = {**order, "status": "filled", "filled_qty": order["qty"],
+                  "filled_avg_price": "11.02", "filled_at": "2024-07-01T14:36:00.250Z"}
+        self.orders[order["client_order_id"]] = filled
+        return filled
+
+
+def live_config(tmp_path: Path):
+    path = tmp_path / "firetape.toml"
+    path.write_text(CONFIG)
+    return load_config(path, environ={})
+
+
+def run_live(tmp_path: Path, alpaca: FakeAlpaca, trading_script: list, until) -> object:
+    config = live_config(tmp_path)
+
+    async def scenario():
+        async with StreamPeer("data", [bar_script()]) as data, \
+                StreamPeer("trading", [trading_script]) as trading:
+            links = LiveConnections(
+                AlpacaTrading(credentials(), bucket=TokenBucket(sleep=lambda s: None)),
+                data.url, trading.url, FAST)
+            session = LiveSession(config, LiveRequest("alpaca-paper", False, ("AAPL",)),
+                                  credentials(), links, tmp_path / "runs", until=until,
+                                  balance_refresh_seconds=0.3)
+            return await asyncio.wait_for(session.run(), 30)
+
+    return asyncio.run(scenario())
+
+
+def topic_events(run_dir: Path, topic: str) -> list:
+    decode = codec(topic).decode
+    with EventLog(run_dir / "log", mode="r") as log:
+        return [decode(r.value) for r in log.read(topic)]
+
+
+def filled(bus) -> bool:
+    return bus.counts().get("fills", 0) >= 1
+
+
+@responses.activate
+def test_live_run_when_bars_cross_then_order_sent_filled_and_replayed_byte_for_byte(tmp_path):
+    alpaca = FakeAlpaca(positions=[])
+    alpaca.install()
+
+    async def new_update():
+        order = await asyncio.to_thread(alpaca.placed.get, timeout=20)
+        return trade_update("new", order, "2024-07-01T14:35:00.130Z")
+
+    async def fill_update():
+        order = alpaca.fill(next(iter(alpaca.orders.values())))
+        return trade_update("fill", order, "2024-07-01T14:36:00.250Z",
+                            execution_id="exec-1", price="11.02", qty=order["qty"],
+                            position_qty=order["qty"])
+
+    result = run_live(tmp_path, alpaca, [new_update, fill_update], filled)
+
+    assert alpaca.posts == 1 and result.submissions == 1
+    assert result.bars == len(CLOSES) or result.bars == len(CLOSES) - 1  # stops at the fill
+    fills = topic_events(result.run_dir, "fills")
+    assert [(f.symbol, f.side, f.quantity, f.price, f.strategy) for f in fills] == [
+        ("AAPL", "BUY", Decimal(100), Decimal("11.02"), "sma_cross")]
+    updates = topic_events(result.run_dir, "order.updates")
+    kinds = [type(e).__name__ for e in updates]
+    assert kinds.count("OrderAccepted") == 1 and "OrderFilled" in kinds
+    times = [e for e in updates if type(e).__name__ == "BrokerOrderTimes"]
+    assert {t.account_type for t in times} == {"paper"}
+    fill_times = next(t for t in times if t.update == "fill")
+    assert fill_times.filled_at_ns == 1719844560250000000
+    assert fill_times.received_ns >= fill_times.ts_init > 0
+    reports = [type(e).__name__ for e in topic_events(result.run_dir, "broker.reports")]
+    assert reports[:2] == ["BrokerAccountDetected", "ReconciliationCompleted"]
+    assert "BrokerOrderSubmitted" in reports and reports.count("BrokerTradeUpdate") == 2
+    positions = topic_events(result.run_dir, "portfolio")
+    assert any(getattr(p, "account_quantity", None) == Decimal(100) for p in positions)
+
+    replayed = replay_run(result.run_dir)
+    assert [t.topic for t in replayed.topics if not t.match] == []
+    assert {"broker.reports", "fills", "order.updates"} <= {t.topic for t in replayed.topics}
+
+    # A restart: same config, account and bars, so the same client order id. Alpaca
+    # holds the (filled) order and the position, so reconciliation is clean; the order is
+    # looked up by its client order id and not placed again.
+    alpaca.positions = [{**load("positions")[0], "qty": "100", "qty_available": "100"}]
+    again = run_live(tmp_path, alpaca, [],
+                     lambda bus: bus.counts().get("order.updates", 0) >= 2)
+    assert alpaca.posts == 1
+    assert again.run_id == result.run_id and again.run_dir != result.run_dir
+    submitted = [e for e in topic_events(again.run_dir, "broker.reports")
+                 if type(e).__name__ == "BrokerOrderSubmitted"]
+    assert [(s.existing, s.status) for s in submitted] == [(True, "filled")]
+    assert again.meta["live"]["previous_run"] == str(result.run_dir)
+    assert replay_run(again.run_dir).identical
+
+
+def decisions(run_dir: Path) -> list[tuple[str, str]]:
+    """(event type, trading state) of each risk decision, in log order."""
+    return [(type(e).__name__, getattr(e, "state", None) or e.trading_state)
+            for e in topic_events(run_dir, "risk.decisions")]
+
+
+@responses.activate
+def test_live_run_when_broker_state_differs_then_halted_and_no_order_sent(tmp_path):
+    alpaca = FakeAlpaca(positions=load("positions"))
+    alpaca.install()
+    result = run_live(tmp_path, alpaca, [],
+                      lambda bus: bus.counts().get("order.requests", 0) >= 1)
+    assert alpaca.posts == 0
+    assert decisions(result.run_dir) == [("TradingStateChanged", "HALTED"),
+                                         ("OrderDenied", "HALTED")]
+    differences = [e for e in topic_events(result.run_dir, "broker.reports")
+                   if type(e).__name__ == "ReconciliationDifference"]
+    assert {(d.kind, d.symbol) for d in differences} == {("position", "AAPL"),
+                                                         ("position", "TSLA")}
+    assert replay_run(result.run_dir).identical
+
+
+@responses.activate
+def test_live_run_when_operator_acknowledges_reconciliation_then_trading_resumes(tmp_path):
+    from click.testing import CliRunner
+
+    from firetape.cli import main
+
+    alpaca = FakeAlpaca(positions=load("positions"))
+    alpaca.install()
+
+    async def acknowledge():
+        run_dir = next((tmp_path / "runs").iterdir())
+        outcome = CliRunner().invoke(main, ["control", "ack-reconciliation", "--run-dir",
+                                            str(run_dir), "--operator", "ops"])
+        assert outcome.exit_code == 0, outcome.output
+        await asyncio.sleep(0.6)   # the loop polls its inbox every 0.2 s
+        return [{"T": "success", "msg": "acknowledged"}]   # ignored by the client
+
+    script = [acknowledge, *bar_script()]
+    config = live_config(tmp_path)
+
+    async def scenario():
+        async with StreamPeer("data", [script]) as data, StreamPeer("trading", [[]]) as trading:
+            links = LiveConnections(
+                AlpacaTrading(credentials(), bucket=TokenBucket(sleep=lambda s: None)),
+                data.url, trading.url, FAST)
+            session = LiveSession(config, LiveRequest("alpaca-paper", False, ("AAPL",)),
+                                  credentials(), links, tmp_path / "runs",
+                                  until=lambda bus: bus.counts().get("order.updates", 0) >= 2)
+            return await asyncio.wait_for(session.run(), 30)
+
+    result = asyncio.run(scenario())
+    assert alpaca.posts == 1
+    assert decisions(result.run_dir) == [("TradingStateChanged", "HALTED"),
+                                         ("TradingStateChanged", "ACTIVE"),
+                                         ("OrderApproved", "ACTIVE")]
+    released = topic_events(result.run_dir, "control")[-1]
+    assert type(released).__name__ == "KillSwitchReleased" and released.operator == "ops"
+    assert replay_run(result.run_dir).identical
+
+
+@responses.activate
+def test_run_command_when_feed_and_broker_alpaca_then_trades_until_ctrl_c(tmp_path,
+                                                                          monkeypatch):
+    import os
+    import signal
+    import threading
+
+    from click.testing import CliRunner
+
+    from firetape.cli import main
+
+    alpaca = FakeAlpaca(positions=[])
+    alpaca.install()
+    filled_sent = threading.Event()
+
+    async def new_update():
+        order = await asyncio.to_thread(alpaca.placed.get, timeout=20)
+        return trade_update("new", order, "2024-07-01T14:35:00.130Z")
+
+    async def fill_update():
+        order = alpaca.fill(next(iter(alpaca.orders.values())))
+        filled_sent.set()
+        return trade_update("fill", order, "2024-07-01T14:36:00.250Z", execution_id="exec-1",
+                            price="11.02", qty=order["qty"], position_qty=order["qty"])
+
+    peers_ready = threading.Event()
+    stop_peers = threading.Event()
+    urls: dict[str, str] = {}
+
+    def serve_peers():
+        async def serve():
+            async with StreamPeer("data", [bar_script()]) as data, \
+                    StreamPeer("trading", [[new_update, fill_update]]) as trading:
+                urls.update(data=data.url, trading=trading.url)
+                peers_ready.set()
+                while not stop_peers.is_set():
+                    await asyncio.sleep(0.05)
+        asyncio.run(serve())
+
+    peers = threading.Thread(target=serve_peers, daemon=True)
+    peers.start()
+    assert peers_ready.wait(10)
+
+    def ctrl_c_after_the_fill():
+        if filled_sent.wait(20):
+            threading.Event().wait(1.0)   # time for the loop to take the fill in
+        os.kill(os.getpid(), signal.SIGINT)
+
+    config = tmp_path / "firetape.toml"
+    config.write_text(CONFIG)
+    env = {"APCA_API_KEY_ID": credentials().key_id.reveal(),
+           "APCA_API_SECRET_KEY": credentials().secret_key.reveal(),
+           "FIRETAPE_ALPACA__DATA_STREAM_URL": urls["data"],
+           "FIRETAPE_ALPACA__TRADING_STREAM_URL": urls["trading"]}
+    threading.Thread(target=ctrl_c_after_the_fill, daemon=True).start()
+    try:
+        result = CliRunner(env=env).invoke(main, [
+            "run", "--feed", "alpaca", "--broker", "alpaca-paper", "--strategy", "sma_cross",
+            "--symbols", "AAPL", "--config", str(config), "--runs", str(tmp_path / "runs"),
+            "--no-audit"])
+    finally:
+        stop_peers.set()
+        peers.join(10)
+    assert result.exit_code == 0, result.output
+    assert "replay it:  firetape replay" in result.output
+    assert credentials().secret_key.reveal() not in result.output
+    assert alpaca.posts == 1
+    run_dir = next((tmp_path / "runs").iterdir())
+    assert len(topic_events(run_dir, "fills")) == 1
+    replayed = CliRunner().invoke(main, ["replay", str(run_dir)])
+    assert replayed.exit_code == 0 and "identical" in replayed.output
