@@ -1,7 +1,7 @@
 """The Kafka pipeline on a real broker: throughput and bar-to-order/fill latency.
 
     firetape kafka up                       # or export KAFKA_BOOTSTRAP=host:port
-    .venv/bin/python bench/bench_kafka.py [--guarantee exactly_once|at_least_once]
+    .venv/bin/python bench/bench_kafka.py [--commit-interval S] [--linger-ms N]
                                           [--commit-interval 0.1] [--linger-ms 0]
 
 Runs `firetape agents` (strategy + account agents in one faust worker) in a subprocess on
@@ -15,9 +15,9 @@ a fresh topic namespace, then:
   OrderSubmitted and FillExecuted on arrival; latency = arrival - the bar's send time, by
   the correlation id. p50 / p99 / p99.9 in ms.
 
-Settings that matter, all printed with the results: the strategy agent's processing
-guarantee and commit interval (under exactly_once its outputs become visible only when
-faust commits its transaction), producer linger, consumer fetch wait.
+Settings that matter, all printed with the results: the strategy agent's commit interval
+(at_least_once: outputs are flushed before each commit), producer linger, consumer fetch
+wait.
 """
 from __future__ import annotations
 
@@ -186,8 +186,7 @@ async def main(args) -> dict:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--guarantee", default="exactly_once",
-                        choices=["exactly_once", "at_least_once"])
+    parser.add_argument("--guarantee", default="at_least_once", choices=["at_least_once"])
     parser.add_argument("--commit-interval", type=float, default=0.1)
     parser.add_argument("--linger-ms", type=int, default=0)
     parser.add_argument("--fetch-wait-ms", type=int, default=5)

@@ -289,6 +289,7 @@ PLUGGED_COMMANDS = (
     ("firetape.kafka.agents_cli", "agent", "main", "agent"),
     ("firetape.kafka.agents_cli", "agents", "main", "agents"),
     ("firetape.kafka.agents_cli", "publish", "main", "publish"),
+    ("firetape.kafka.agents_cli", "replay_kafka", "main", "replay-kafka"),
     ("firetape.audit.cli", "audit", "main", "audit"),
     ("connectors.alpaca.cli", "fetch", "main", "fetch"),
     ("connectors.alpaca.cli", "control", "main", "control"),

@@ -41,12 +41,10 @@ def _settings(config_path, prefix, bootstrap, run_id, **more):
 
 
 def _run(names: tuple[str, ...], settings, config) -> None:
-    from firetape.kafka.agents import state_changelog
-    from firetape.kafka.app import agent_name, create_app, run_worker
+    from firetape.kafka.app import create_app, run_worker
     from firetape.kafka.clients import ensure_topics
 
-    extra = (state_changelog(settings),) if "strategy" in map(agent_name, names) else ()
-    asyncio.run(ensure_topics(settings, extra))    # before faust subscribes to them
+    asyncio.run(ensure_topics(settings))    # before faust subscribes to them
     run_worker(create_app(settings, config, names), settings)
 
 
@@ -54,13 +52,14 @@ def _run(names: tuple[str, ...], settings, config) -> None:
 @click.argument("name")
 @_common
 @click.option("--guarantee", envvar="FIRETAPE_PROCESSING_GUARANTEE", default=None,
-              type=click.Choice(["at_least_once", "exactly_once"]),
-              help="The strategy agent's faust processing guarantee.")
+              type=click.Choice(["at_least_once"]),
+              help="The strategy agent's faust processing guarantee (at_least_once; "
+              "the account agent is exactly-once by its own transactions).")
 @click.option("--web-port", envvar="FIRETAPE_WEB_PORT", type=int, default=None,
               help="Port of the /health endpoint (FIRETAPE_WEB_PORT); 0 turns it off.")
 def agent(name, config_path, prefix, bootstrap, run_id, guarantee, web_port):
-    """Run one agent as a faust worker: feed, strategy or account (risk, execution,
-    portfolio and allocator run inside account)."""
+    """Run one agent as a faust worker: feed, strategy, account (risk, execution,
+    portfolio and allocator run inside account) or audit."""
     from firetape.kafka.app import agent_name
 
     try:
@@ -75,7 +74,7 @@ def agent(name, config_path, prefix, bootstrap, run_id, guarantee, web_port):
 @click.command("agents")
 @_common
 @click.option("--guarantee", envvar="FIRETAPE_PROCESSING_GUARANTEE", default=None,
-              type=click.Choice(["at_least_once", "exactly_once"]))
+              type=click.Choice(["at_least_once"]))
 @click.option("--web-port", envvar="FIRETAPE_WEB_PORT", type=int, default=None)
 def agents(config_path, prefix, bootstrap, run_id, guarantee, web_port):
     """Run the strategy and account agents in one faust worker (a laptop's deployment)."""
@@ -118,6 +117,56 @@ def publish(data, speed, config_path, prefix, bootstrap, run_id):
                f"in {result.seconds:.2f} s")
 
 
+@click.command("replay-kafka")
+@click.option("--from-kafka", "topic", required=True,
+              help="The market-data topic to read, with its namespace (e.g. md.bars).")
+@click.option("--start", default=None, help="Offset (every partition) or time; inclusive.")
+@click.option("--end", default=None, help="Offset (every partition) or time; exclusive.")
+@click.option("--into-kafka", "into_kafka", default=None, metavar="RUN",
+              help="Also republish the range into the topics of namespace RUN.")
+@click.option("--config", "config_path", envvar="FIRETAPE_CONFIG", type=click.Path(),
+              help="firetape TOML (FIRETAPE_CONFIG); default: built-in defaults.")
+@click.option("--bootstrap", envvar="KAFKA_BOOTSTRAP", default=None,
+              help="Kafka bootstrap servers (KAFKA_BOOTSTRAP); default: the local broker.")
+@click.option("--runs", default="runs", show_default=True, type=click.Path(),
+              help="Where the backtest's run directory is made.")
+@click.option("--json", "json_path", type=click.Path(), help="Also write the result as JSON.")
+def replay_kafka(topic, start, end, into_kafka, config_path, bootstrap, runs, json_path):
+    """A deterministic backtest over a range of a Kafka topic: TIME (ISO 8601, UTC) or
+    OFFSET bounds, start inclusive, end exclusive; --into-kafka RUN republishes the range
+    for the Kafka agents (`firetape agents --prefix RUN.`)."""
+    import json
+    from pathlib import Path
+
+    from firetape.kafka.replay import Bound, ReplayRangeError, replay_kafka as run_replay
+
+    settings, config = _settings(config_path, None, bootstrap, None)
+    try:
+        bounds = Bound.parse(start, "start"), Bound.parse(end, "end")
+        done = run_replay(settings.bootstrap, topic, *bounds, config, Path(runs),
+                          into_kafka=into_kafka)
+    except ReplayRangeError as error:
+        raise click.ClickException(str(error)) from None
+    result, taken = done.result, done.range
+    click.echo(f"read {taken.records} records of {topic} ({taken.undecodable} undecodable), "
+               f"{result.bars} bars of {len(taken.frame.symbols)} symbols")
+    click.echo(f"run {result.run_id} in {result.run_dir}")
+    width = max(len(t) for t in result.digests) if result.digests else 5
+    click.echo(f"{'topic':<{width}}  {'events':>7}  digest")
+    for name in sorted(result.digests):
+        click.echo(f"{name:<{width}}  {result.counts.get(name, 0):>7}  {result.digests[name]}")
+    if done.republished:
+        click.echo(f"republished {done.republished_bars} bars to {done.republished}md.bars "
+                   f"as run {result.run_id}: firetape agents --prefix {done.republished}")
+    if json_path:
+        Path(json_path).write_text(json.dumps({
+            "topic": topic, "records": taken.records, "undecodable": taken.undecodable,
+            "partitions": {str(p): list(span) for p, span in taken.partitions.items()},
+            "run_id": result.run_id, "run_dir": str(result.run_dir), "bars": result.bars,
+            "counts": result.counts, "digests": result.digests,
+            "republished": done.republished}, indent=2))
+
+
 @click.group("firetape-agents")
 def standalone() -> None:
     """These commands on their own (the main CLI attaches them too)."""
@@ -126,6 +175,7 @@ def standalone() -> None:
 standalone.add_command(agent)
 standalone.add_command(agents)
 standalone.add_command(publish)
+standalone.add_command(replay_kafka)
 
 if __name__ == "__main__":
     sys.exit(standalone())

@@ -7,6 +7,8 @@ Agents:
   strategy  md.bars -> strategy.evaluated + signals (scales by md.bars partitions)
   account   risk, execution, portfolio and allocator of the config's account, over one
             merged, ordered stream (one worker per account)
+  audit     every registry topic -> ClickHouse (CLICKHOUSE_URL, else chdb in
+            FIRETAPE_AUDIT_DB), committing offsets only for stored records
 """
 from __future__ import annotations
 
@@ -17,10 +19,10 @@ from pathlib import Path
 import faust
 
 from firetape.config import FiretapeConfig
-from firetape.kafka.agents import register_account, register_strategy
+from firetape.kafka.agents import register_account, register_audit, register_strategy
 from firetape.kafka.settings import AgentSettings
 
-AGENTS = ("feed", "strategy", "account")
+AGENTS = ("feed", "strategy", "account", "audit")
 # The embedded stages that run inside the account agent; asking for one of them by name
 # gets the account agent (they cannot run apart without losing the one ordered stream).
 ACCOUNT_STAGES = ("risk", "execution", "portfolio", "allocator")
@@ -50,7 +52,7 @@ def create_app(settings: AgentSettings, config: FiretapeConfig, names: tuple[str
     app = faust.App(
         app_id,
         broker=[f"kafka://{host}" for host in settings.bootstrap.split(",")],
-        store="memory://",                     # tables live in memory, backed by changelogs
+        store="memory://",                     # no tables: agents rebuild state from topics
         # Only the strategy agent is a faust stream; faust's exactly_once on a worker
         # without one crashes in its own rebalance hook (KeyError on the assignor topic).
         processing_guarantee=settings.guarantee if "strategy" in names else "at_least_once",
@@ -74,6 +76,8 @@ def create_app(settings: AgentSettings, config: FiretapeConfig, names: tuple[str
         register_strategy(app, settings, config)
     if "account" in names:
         register_account(app, settings, config)
+    if "audit" in names:
+        register_audit(app, settings)
     if "feed" in names:
         _register_feed(app, settings)
     _register_health(app, names)

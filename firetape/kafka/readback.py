@@ -58,3 +58,37 @@ def digest(records: list[Record]) -> str:
     for record in records:
         by_partition.setdefault(record.partition, []).append(record)
     return topic_digest((p, partition_digest(by_partition[p])) for p in sorted(by_partition))
+
+
+async def read_range(bootstrap: str, topic: str, partition: int, start: int,
+                     end: int) -> list[Record]:
+    """The committed records of one partition with `start` <= offset < `end` (stops at the
+    partition's end if that comes first)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                isolation_level="read_committed")
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        last = (await consumer.end_offsets([tp]))[tp]
+        end = min(end, last)
+        out: list[Record] = []
+        if start >= end:
+            return out
+        consumer.seek(tp, start)
+        while await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=500)
+            for r in batch.get(tp, ()):
+                if r.offset < end:
+                    out.append(Record(r.partition, r.offset, r.key, r.value, r.timestamp,
+                                      tuple(r.headers)))
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def read_values(bootstrap: str, topic: str, partition: int, start: int,
+                      end: int) -> list[bytes]:
+    """The values of `read_range`."""
+    return [r.value for r in await read_range(bootstrap, topic, partition, start, end)]

@@ -1,17 +1,24 @@
-"""The strategy stage as a function of one md.bars record and that symbol's saved state.
+"""The strategy stage as a function of md.bars records, one partition at a time.
 
 No faust here (the faust agent in `agents.py` only moves bytes), so this is what the unit
-tests drive. A symbol's state is a whole StrategyStage that has only ever seen that symbol:
-a StrategyStage keeps everything per symbol, so a per-symbol stage makes the same events
-with the same ids as the embedded runtime's single stage, and it pickles into one table
-value. The value starts with the md.bars offset of the last bar applied, which is how a
-redelivered record (at-least-once, after a crash) is recognised instead of being applied
-twice.
+tests drive. A StrategyStage keeps everything per symbol, so one stage per symbol (kept
+per md.bars partition) makes the same events with the same ids as the embedded runtime's
+single stage.
+
+State is event-sourced from md.bars itself: a partition's stage is exactly the fold of
+that partition's records before the one being evaluated. The evaluator knows the offset
+it expects next per partition; a record at any other offset (the first one after a
+(re)start or a rebalance, or a redelivery) needs the partition rebuilt first:
+`needs_rebuild` says so, the agent reads md.bars[partition] from the beginning up to that
+offset and hands the values to `rebuild`, which applies them with the outputs dropped.
+The handlers are deterministic, so the rebuilt stage is the one that was lost, whatever
+faust committed or did not. (faust's table changelog is written by its buffered,
+non-transactional producer, so a table recovered after SIGKILL could miss bars whose
+input offsets were committed; nothing here depends on it.)
 """
 from __future__ import annotations
 
-import pickle
-import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import msgspec
@@ -21,28 +28,32 @@ from firetape.config import FiretapeConfig
 from firetape.kafka.wire import Evaluation, evaluation_codec
 from firetape.runtime.pipeline import build_stages
 from schemas import DeadLettered
-from schemas.market import Bar
 from topics.codec import codec
 
-_OFFSET = struct.Struct(">q")
 STAGE = "strategy"
 
 
 @dataclass
 class Outcome:
-    """What one md.bars record produced: the evaluation record (None if this record was
-    already applied and its evaluation is not the last one saved), the signal events, a
-    dead letter for an undecodable record, and the symbol's new table value."""
+    """What one md.bars record produced: its evaluation record, the signal events, and a
+    dead letter for an undecodable record."""
 
     symbol: str | None
-    evaluation: bytes | None
+    evaluation: bytes
     signals: list
     dead_letter: DeadLettered | None
-    state: bytes | None
+
+
+class _Partition:
+    __slots__ = ("stages", "next_offset")
+
+    def __init__(self) -> None:
+        self.stages: dict[str, object] = {}    # symbol -> its stage (adopts the bar's run id)
+        self.next_offset = 0
 
 
 class StrategyEvaluator:
-    """Applies md.bars records to per-symbol strategy stages kept as table values."""
+    """Applies md.bars records to per-symbol strategy stages, tracked per partition."""
 
     def __init__(self, config: FiretapeConfig, topic: str = "md.bars", run_id: str = "") -> None:
         self._config = config
@@ -50,47 +61,53 @@ class StrategyEvaluator:
         self._run_id = run_id
         self._decode = codec("md.bars").decode
         self._encode_evaluation = evaluation_codec[0]
-        # symbol -> (offset of the table value it was loaded from, stage): saves an unpickle
-        # per bar while this worker owns the symbol; the offset check catches a value
-        # another worker wrote after a rebalance.
-        self._cache: dict[str, tuple[int, object]] = {}
+        self._partitions: dict[int, _Partition] = {}
+        self.rebuilds = 0
 
-    def apply(self, value: bytes, partition: int, offset: int, saved: bytes | None) -> Outcome:
-        """Evaluate the record at (`partition`, `offset`) given its symbol's `saved` value."""
+    def needs_rebuild(self, partition: int, offset: int) -> bool:
+        """Whether the stage of `partition` is not the fold of exactly the records before
+        `offset` (then call `rebuild` with md.bars[partition][0, offset) first)."""
+        state = self._partitions.get(partition)
+        if state is None:
+            return offset > 0
+        return state.next_offset != offset
+
+    def rebuild(self, partition: int, values: Iterable[bytes], until: int) -> None:
+        """Replace the stage of `partition` by the fold of `values` (its records from
+        offset 0 up to `until`, exclusive), outputs dropped."""
+        self._partitions[partition] = state = _Partition()
+        for value in values:
+            try:
+                bar = self._decode(value)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue            # a poison record changes no state
+            list(self._stage(state, bar).on_bar(bar))
+        state.next_offset = until
+        self.rebuilds += 1
+
+    def apply(self, value: bytes, partition: int, offset: int) -> Outcome:
+        """Evaluate the record at (`partition`, `offset`); call only when
+        `needs_rebuild` is false for it."""
+        state = self._partitions.get(partition)
+        if state is None:
+            self._partitions[partition] = state = _Partition()
+        state.next_offset = offset + 1
         try:
             bar = self._decode(value)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             return self._poison(value, partition, offset, f"undecodable: {exc}")
-        last_offset = _OFFSET.unpack_from(saved)[0] if saved else -1
-        if offset <= last_offset:
-            return self._redelivered(bar.symbol, offset, last_offset, saved)
-        stage = self._stage(bar, last_offset, saved)
-        events = list(stage.on_bar(bar))
+        events = list(self._stage(state, bar).on_bar(bar))
         evaluation = self._encode_evaluation(Evaluation(
             source_partition=partition, source_offset=offset, bar=bar, events=events))
-        state = _OFFSET.pack(offset) + pickle.dumps((stage, evaluation), pickle.HIGHEST_PROTOCOL)
-        self._cache[bar.symbol] = (offset, stage)
-        return Outcome(bar.symbol, evaluation, events, None, state)
+        return Outcome(bar.symbol, evaluation, events, None)
 
-    def _stage(self, bar: Bar, last_offset: int, saved: bytes | None):
-        cached = self._cache.get(bar.symbol)
-        if cached is not None and cached[0] == last_offset:
-            return cached[1]
-        if saved:
-            return pickle.loads(saved[_OFFSET.size:])[0]
-        run_id = self._run_id or bar.run_id
-        return next(s for s in build_stages(self._config, run_id) if s.name == STAGE)
-
-    def _redelivered(self, symbol: str, offset: int, last_offset: int,
-                     saved: bytes) -> Outcome:
-        # The last applied record may have been saved without its evaluation reaching the
-        # topic (a crash between the two sends): send it again, the account agent drops
-        # the duplicate by bar id. Older records were followed by later saves, so their
-        # evaluations went out before.
-        evaluation = None
-        if offset == last_offset:
-            evaluation = pickle.loads(saved[_OFFSET.size:])[1]
-        return Outcome(symbol, evaluation, [], None, None)
+    def _stage(self, state: _Partition, bar):
+        stage = state.stages.get(bar.symbol)
+        if stage is None:
+            run_id = self._run_id or bar.run_id
+            stage = next(s for s in build_stages(self._config, run_id) if s.name == STAGE)
+            state.stages[bar.symbol] = stage
+        return stage
 
     def _poison(self, value: bytes, partition: int, offset: int, reason: str) -> Outcome:
         ctx = Context(self._run_id, STAGE)
@@ -101,4 +118,4 @@ class StrategyEvaluator:
             source_offset=offset, stage=STAGE, reason=reason, payload=bytes(value))
         evaluation = self._encode_evaluation(Evaluation(
             source_partition=partition, source_offset=offset, bar=None))
-        return Outcome(None, evaluation, [], dead, None)
+        return Outcome(None, evaluation, [], dead)

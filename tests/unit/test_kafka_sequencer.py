@@ -91,27 +91,35 @@ def test_add_evaluation_when_bar_redelivered_then_dropped_as_duplicate():
 
 def test_apply_when_record_undecodable_then_dead_letter_and_coverage_only_evaluation():
     evaluator = StrategyEvaluator(load_config(None, environ={}), "md.bars", "run")
-    outcome = evaluator.apply(b"\xffnot json", 3, 9, None)
+    outcome = evaluator.apply(b"\xffnot json", 3, 9)
     assert outcome.dead_letter.reason.startswith("undecodable")
     assert outcome.dead_letter.payload == b"\xffnot json"
     evaluation = evaluation_codec[1](outcome.evaluation)
     assert (evaluation.source_partition, evaluation.source_offset, evaluation.bar) == (3, 9, None)
 
 
-def test_apply_when_record_redelivered_then_not_applied_twice():
-    config = load_config(None, environ={})
-    evaluator = StrategyEvaluator(config, "md.bars", "run")
-    encode = codec("md.bars").encode
-    saved = None
-    for offset in range(3):
-        outcome = evaluator.apply(encode(bar("AAA", T0 + offset * DAY)), 0, offset, saved)
-        saved = outcome.state
-    again = StrategyEvaluator(config, "md.bars", "run").apply(
-        encode(bar("AAA", T0 + 2 * DAY)), 0, 2, saved)
-    assert again.state is None and again.signals == []
-    assert again.evaluation == outcome.evaluation        # the last one is sent again
-    older = evaluator.apply(encode(bar("AAA", T0 + DAY)), 0, 1, saved)
-    assert older.evaluation is None and older.state is None
+def test_apply_when_partition_rebuilt_from_its_records_then_same_evaluations_as_uninterrupted():
+    from connectors.synthetic import generate_bars
+    from firetape.runtime.feed import bar_events, in_replay_order
+
+    config = load_config("config/demo.toml", environ={})
+    frame = in_replay_order(generate_bars(2, 120, seed=7, interval="1d"))
+    values = [codec("md.bars").encode(e) for e in bar_events(frame, "run")]
+    values.insert(5, b"\xffpoison")
+    steady = StrategyEvaluator(config, "md.bars", "")
+    expected = [steady.apply(v, 0, offset).evaluation for offset, v in enumerate(values)]
+    assert any(evaluation_codec[1](e).events for e in expected)
+
+    restarted = StrategyEvaluator(config, "md.bars", "")     # a new worker at offset 60
+    assert not restarted.needs_rebuild(0, 0) and restarted.needs_rebuild(0, 60)
+    restarted.rebuild(0, values[:60], 60)
+    assert not restarted.needs_rebuild(0, 60)
+    got = [restarted.apply(v, 0, offset).evaluation for offset, v in enumerate(values)
+           if offset >= 60]
+    assert got == expected[60:]
+    assert restarted.needs_rebuild(0, 61)                     # a redelivery: rebuild again
+    restarted.rebuild(0, values[:61], 61)
+    assert restarted.apply(values[61], 0, 61).evaluation == expected[61]
 
 
 def test_apply_when_sequenced_bars_and_signals_then_same_events_as_embedded_bus():
@@ -129,13 +137,11 @@ def test_apply_when_sequenced_bars_and_signals_then_same_events_as_embedded_bus(
     expected = [r.value for r in log.take() if r.topic in ("orders", "fills", "risk.decisions")]
     evaluator = StrategyEvaluator(config, "md.bars", "")
     pipeline = AccountPipeline(config)
-    saved: dict[str, bytes] = {}
     got = []
     for offset, event in enumerate(events):
-        outcome = evaluator.apply(codec("md.bars").encode(event), 0, offset,
-                                  saved.get(event.symbol))
-        saved[event.symbol] = outcome.state
-        item = Sequenced(account="paper", source_topic="md.bars", source_partition=0,
+        partition = partition_for(event.symbol.encode(), 8)
+        outcome = evaluator.apply(codec("md.bars").encode(event), partition, offset)
+        item = Sequenced(account="paper", source_topic="md.bars", source_partition=partition,
                          source_offset=offset, input_offset=offset,
                          evaluation=evaluation_codec[1](outcome.evaluation))
         got.extend(r.value for r in pipeline.apply(item)
