@@ -3,6 +3,7 @@ paper broker -> portfolio, with every event written to the durable event log.
 
     .venv/bin/python bench/bench_backtest.py                 # 100 symbols x 7,800 bars
     .venv/bin/python bench/bench_backtest.py --profile 25    # plus the top of a cProfile
+    .venv/bin/python bench/bench_backtest.py --digests       # plus every topic's digest
 
 Prints bars/s for the pipeline (feed + stages + log, excluding data generation and the
 ClickHouse audit written after the run, which bench/bench_audit.py measures) and the
@@ -33,6 +34,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--strategy", default="sma_cross")
     parser.add_argument("--profile", type=int, default=0, help="print the top N functions")
+    parser.add_argument("--digests", action="store_true",
+                        help="print each topic's SHA-256 digest (to prove a change kept the bytes)")
     args = parser.parse_args()
 
     t0 = time.perf_counter()
@@ -59,6 +62,9 @@ def main() -> None:
           f"({', '.join(f'{k} {v:,}' for k, v in sorted(result.counts.items()))})")
     print(f"event log       {log_bytes / 2**20:,.0f} MiB")
     print(f"peak memory     {peak_mib:,.0f} MiB (max RSS of the process)")
+    if args.digests:
+        for topic, digest in sorted(result.digests.items()):
+            print(f"digest          {topic:<16} {digest}")
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)
 

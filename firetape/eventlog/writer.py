@@ -92,18 +92,16 @@ class PartitionWriter(PartitionLog):
     def append(self, key: bytes, value: bytes, ts_event: int, ts_wall: int) -> int:
         """Buffer one record; return its offset. Visible to readers after flush()."""
         offset = self._next_offset
-        head = _pack_head(offset, ts_event, ts_wall, len(key))
-        length = len(head) + len(key) + len(value)
+        # One concatenation, then one CRC over it: copying a few hundred bytes costs less
+        # than two more crc32 calls over the parts (and two more buffer appends).
+        body = _pack_head(offset, ts_event, ts_wall, len(key)) + key + value
+        length = len(body)
         if length > MAX_RECORD_BYTES:
             raise ValueError(f"{self.topic}[{self.partition}]: record of {length} bytes exceeds "
                              f"the {MAX_RECORD_BYTES}-byte limit")
         buffer = self._buffer
-        # The CRC is chained over the parts instead of over their concatenation: the same
-        # value, without copying the record once more on the hot path.
-        buffer += _pack_frame(length, crc32(value, crc32(key, crc32(head))))
-        buffer += head
-        buffer += key
-        buffer += value
+        buffer += _pack_frame(length, crc32(body))
+        buffer += body
         self._next_offset = offset + 1
         if len(buffer) >= self._flush_bytes:
             self.flush()

@@ -15,6 +15,7 @@ from time import time_ns
 from collections.abc import Iterable, Sequence
 
 from agents.context import Context
+from agents.stage import Handler
 from schemas import DeadLettered
 from schemas.header import Event
 from topics.codec import codec
@@ -46,15 +47,20 @@ class _TopicWriter:
         route = self._routes[key] = (key_bytes, partition, handle)
         return route
 
-    def write(self, event: Event) -> tuple[int, int]:
-        """Append `event`; return its (partition, offset), offset -1 when not logging."""
+    def write(self, event: Event) -> int:
+        """Append `event`; return its offset, -1 when not logging."""
         key = getattr(event, self.key_field)
         route = self._routes.get(key) or self._route(key)
         self.count += 1
         handle = route[2]
         if handle is None:
-            return route[1], -1
-        return route[1], handle.append(route[0], self.encode(event), event.ts_event, time_ns())
+            return -1
+        return handle.append(route[0], self.encode(event), event.ts_event, time_ns())
+
+    def partition_of(self, event: Event) -> int:
+        """The partition `event` was (or would be) written to."""
+        key = getattr(event, self.key_field)
+        return (self._routes.get(key) or self._route(key))[1]
 
 
 class EmbeddedBus:
@@ -67,7 +73,9 @@ class EmbeddedBus:
         self.dead_letters = 0
         self._writers: dict[type, _TopicWriter] = {}
         self._by_topic: dict[str, _TopicWriter] = {}
-        self._routes: dict[type, list[tuple[str, object]]] = {}
+        # event type -> (its topic's writer, its consumers' (stage name, handler) in the
+        # registry's consumer order): one dict lookup per event routes it completely.
+        self._routes: dict[type, tuple[_TopicWriter, tuple[tuple[str, Handler], ...]]] = {}
         self._wire(stages)
         self.last_event: Event | None = None
 
@@ -88,7 +96,8 @@ class EmbeddedBus:
                                              f"{topic_spec.name!r}")
                         handlers.append((order[stage.name], stage.name, handler))
                 handlers.sort(key=lambda h: h[0])
-                self._routes[value_type] = [(name, handler) for _, name, handler in handlers]
+                self._routes[value_type] = (writer, tuple((name, handler)
+                                                          for _, name, handler in handlers))
 
     def counts(self) -> dict[str, int]:
         """Events written per topic so far."""
@@ -97,21 +106,22 @@ class EmbeddedBus:
     def publish(self, event: Event) -> None:
         """Take one input event and process everything it causes, depth first."""
         self.last_event = event
-        self._dispatch(event, self._writers[type(event)].write(event))
+        self._process(event)
 
-    def _dispatch(self, event: Event, position: tuple[int, int]) -> None:
+    def _process(self, event: Event) -> None:
         # Depth first: each event a handler returns is written and fully processed before
         # the handler's next event and before the next consumer sees `event`. A runtime
         # that feeds a stage one input at a time and drains it (as a Kafka agent does)
         # therefore sees exactly this order.
-        writers = self._writers
-        for stage_name, handler in self._routes[type(event)]:
+        writer, handlers = self._routes[type(event)]
+        offset = writer.write(event)
+        for stage_name, handler in handlers:
             try:
                 produced = handler(event)
             except Exception as exc:  # a failing stage must not stop the stream
-                produced = (self._dead_letter(event, position, stage_name, exc),)
+                produced = (self._dead_letter(event, writer, offset, stage_name, exc),)
             for out in produced:
-                self._dispatch(out, writers[type(out)].write(out))
+                self._process(out)
 
     def publish_many(self, events: Iterable[Event]) -> None:
         for event in events:
@@ -140,7 +150,7 @@ class EmbeddedBus:
                              payload=payload)
         self._writers[DeadLettered].write(event)
 
-    def _dead_letter(self, event: Event, position: tuple[int, int], stage: str,
+    def _dead_letter(self, event: Event, writer: _TopicWriter, offset: int, stage: str,
                      exc: Exception) -> DeadLettered:
         self.dead_letters += 1
         topic = topic_of(type(event))
@@ -148,6 +158,7 @@ class EmbeddedBus:
         header["event_id"] = self.ctx.derive_id("dlq", stage, event.event_id)
         return DeadLettered(
             **header,
-            source_topic=topic, source_partition=position[0], source_offset=position[1],
+            source_topic=topic, source_partition=writer.partition_of(event),
+            source_offset=offset,
             stage=stage, reason=f"stage {stage} raised {type(exc).__name__}: {exc}",
             payload=codec(topic).encode(event))
