@@ -6,17 +6,21 @@ Run:  .venv/bin/python bench/bench_audit.py [--ingest-events 1000000] [--latency
    `events` table and every typed table (orders, lifecycle, fills, risk checks, portfolio),
    for batches of 10k, 50k and 100k rows. The records mimic a real run's mix: per order
    chain ten bars, a signal, a request, a decision with 14 checks, the order, its updates,
-   a fill, a position and a valuation. Reported: events/s in wall time (best of
-   `--repeat`) and in this process's CPU time, which on a shared machine is the fairer
-   figure. A second line gives the bars-only rate (events table alone).
+   a fill, a position and a valuation. Reported: events/s in wall time and in this
+   process's CPU time (chdb's threads included), medians of `--repeat` runs; on a shared
+   machine the CPU figure is the fairer one. A second line gives the bars-only rate.
 2. Latency: `--latency-events` events synthesised inside ClickHouse (same inbox, same
-   views), then the latency query timed in-process and as `firetape audit latency --db`.
+   views), then each order's bar and signal resolved into order_hops as a run's ingest
+   does (timed apart), then the latency query timed in-process and as
+   `firetape audit latency --db` (wall and the child's CPU time), medians of `--repeat`.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from firetape.audit import queries  # noqa: E402
 from firetape.audit.chdb_store import ChdbStore  # noqa: E402
-from firetape.audit.ingest import ingest_records  # noqa: E402
+from firetape.audit.ingest import compact_order_hops, ingest_records  # noqa: E402
 from firetape.eventlog import Record  # noqa: E402
 
 T0 = 1_704_205_800_000_000_000
@@ -116,8 +120,8 @@ def make_records(count: int, bars_only: bool = False) -> list[Record]:
 
 
 def bench_ingest(records: list[Record], batch_rows: int, repeat: int) -> tuple[float, float]:
-    """Best wall and CPU rates (events/s) of ingesting `records` into a fresh database."""
-    best_wall = best_cpu = 0.0
+    """Median wall and CPU rates (events/s) of ingesting `records` into a fresh database."""
+    walls, cpus = [], []
     for _ in range(repeat):
         directory = Path(tempfile.mkdtemp(prefix="bench-audit-"))
         store = ChdbStore(directory)
@@ -130,9 +134,9 @@ def bench_ingest(records: list[Record], batch_rows: int, repeat: int) -> tuple[f
         finally:
             store.close()
             shutil.rmtree(directory, ignore_errors=True)
-        best_wall = max(best_wall, len(records) / wall)
-        best_cpu = max(best_cpu, len(records) / cpu)
-    return best_wall, best_cpu
+        walls.append(len(records) / wall)
+        cpus.append(len(records) / cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 SYNTH_SQL = """
@@ -204,25 +208,36 @@ def bench_latency(events: int, repeat: int) -> None:
         synthesise(store, events)
         print(f"  synthesised {events:,} events in {time.perf_counter() - started:.1f} s "
               f"(inside ClickHouse)")
-        times = []
+        wall, cpu = time.perf_counter(), time.process_time()
+        queries.resolve_order_origins(store)
+        compact_order_hops(store)
+        print(f"  resolved bars and signals into order_hops, folded it (as a run's ingest "
+              f"does): "
+              f"{time.perf_counter() - wall:.2f} s wall, {time.process_time() - cpu:.2f} s CPU")
+        walls, cpus = [], []
         for _ in range(repeat):
-            started = time.perf_counter()
-            summary = queries.latency_summary(store)
-            times.append(time.perf_counter() - started)
-        orders = int(summary["orders"].max())
-        print(f"  latency query, in-process:      best {min(times):.3f} s  "
-              f"({orders:,} orders, {events:,} events)")
+            wall, cpu = time.perf_counter(), time.process_time()
+            summary = queries.latency_rows(store)
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+        orders = max(row[1] for row in summary)
+        print(f"  latency query, in-process:      median {statistics.median(walls):.3f} s wall "
+              f"{statistics.median(cpus):.3f} s CPU  ({orders:,} orders, {events:,} events)")
         store.close()
         cli = str(Path(sys.executable).with_name("firetape"))
-        times = []
+        walls, cpus = [], []
         for _ in range(repeat):
-            started = time.perf_counter()
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            wall = time.perf_counter()
             done = subprocess.run([cli, "audit", "latency", "--db", str(directory)],
                                   capture_output=True, text=True, env=os.environ.copy())
-            times.append(time.perf_counter() - started)
+            walls.append(time.perf_counter() - wall)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
             assert done.returncode == 0, done.stderr
-        print(f"  `firetape audit latency --db`:  best {min(times):.3f} s  "
-              f"(whole command: Python start-up, chdb open, query, table)")
+        print(f"  `firetape audit latency --db`:  median {statistics.median(walls):.3f} s wall "
+              f"{statistics.median(cpus):.3f} s CPU  (whole command: Python start-up, chdb "
+              f"open, query, table)")
         print(done.stdout)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
@@ -234,20 +249,22 @@ def main() -> None:
     parser.add_argument("--latency-events", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-ingest", action="store_true")
     args = parser.parse_args()
 
     print(f"cpus: {os.cpu_count()}  load average: {os.getloadavg()[0]:.2f}")
-    print(f"ingest into chdb, {args.ingest_events:,} events (records -> committed rows):")
-    mixed = make_records(args.ingest_events)
-    for batch_rows in (10_000, 50_000, 100_000):
-        wall, cpu = bench_ingest(mixed, batch_rows, args.repeat)
-        print(f"  run mix,   batches of {batch_rows:>7,}: {wall:>10,.0f} events/s wall  "
+    if not args.skip_ingest:
+        print(f"ingest into chdb, {args.ingest_events:,} events (records -> committed rows):")
+        mixed = make_records(args.ingest_events)
+        for batch_rows in (10_000, 50_000, 100_000):
+            wall, cpu = bench_ingest(mixed, batch_rows, args.repeat)
+            print(f"  run mix,   batches of {batch_rows:>7,}: {wall:>10,.0f} events/s wall  "
+                  f"{cpu:>10,.0f} events/s per CPU-second")
+        bars = make_records(args.ingest_events, bars_only=True)
+        wall, cpu = bench_ingest(bars, 100_000, args.repeat)
+        print(f"  bars only, batches of 100,000: {wall:>10,.0f} events/s wall  "
               f"{cpu:>10,.0f} events/s per CPU-second")
-    bars = make_records(args.ingest_events, bars_only=True)
-    wall, cpu = bench_ingest(bars, 100_000, args.repeat)
-    print(f"  bars only, batches of 100,000: {wall:>10,.0f} events/s wall  "
-          f"{cpu:>10,.0f} events/s per CPU-second")
-    del mixed, bars
+        del mixed, bars
     if not args.skip_latency:
         print(f"latency over {args.latency_events:,} events:")
         bench_latency(args.latency_events, args.repeat)

@@ -9,13 +9,18 @@ as its last store closes.
 """
 from __future__ import annotations
 
+import json
+import re
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from chdb import session as chdb_session
 
 from firetape.audit.store import AuditQueryError, AuditStore, AuditStoreBusy, EventBatch
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _lock = threading.Lock()
 _open: dict[Path, int] = {}   # resolved path -> open stores on it (chdb allows one path)
@@ -23,6 +28,7 @@ _open: dict[Path, int] = {}   # resolved path -> open stores on it (chdb allows 
 # ClickHouse appends a stack trace and hints to some messages; the first part is the
 # one that tells the user what was wrong.
 _MAX_MESSAGE = 600
+_WIDE_INT = re.compile(r"^(Nullable\()?U?Int(64|128|256)\b")
 
 
 def _message(exc: BaseException) -> str:
@@ -79,8 +85,24 @@ class ChdbStore(AuditStore):
         self._run(sql, "CSV", params)
 
     def query_df(self, sql: str, params: dict | None = None) -> pd.DataFrame:
+        import pandas as pd
+
         result = self._run(sql, "DataFrame", params)
         return result if isinstance(result, pd.DataFrame) else pd.DataFrame()
+
+    def query_rows(self, sql: str, params: dict | None = None) -> list[list]:
+        text = self._run(sql, "JSONCompact", params).bytes()
+        if not text:
+            return []
+        result = json.loads(text)
+        # JSON quotes 64-bit integers (they exceed a double); give them back as int.
+        wide = [i for i, column in enumerate(result["meta"]) if _WIDE_INT.search(column["type"])]
+        rows = result["data"]
+        for row in rows:
+            for i in wide:
+                if isinstance(row[i], str):
+                    row[i] = int(row[i])
+        return rows
 
     def query_bytes(self, sql: str, fmt: str, params: dict | None = None) -> bytes:
         return self._run(sql, "Arrow" if fmt == "Arrow" else fmt, params).bytes()
@@ -91,10 +113,13 @@ class ChdbStore(AuditStore):
         # Python(name) makes chdb read the Arrow table in place, through the variable of
         # that name in this frame: no serialisation on the way in. The typed views run in
         # parallel: each parses its own few fields of the same block.
+        # optimize_on_insert = 0: collapsing duplicates inside each new block costs a
+        # second sort per table and block; merges and FINAL deduplicate anyway.
         inbox = batch.to_arrow(with_constants=False)  # noqa: F841 (read by chdb by name)
         self._run("INSERT INTO events_inbox SELECT topic, partition, offset, kafka_ts_ms, "
                   "ts_ingest_ns, {host:String}, {clock_source:String}, record_key, payload "
-                  "FROM Python(inbox) SETTINGS parallel_view_processing = 1", "CSV",
+                  "FROM Python(inbox) SETTINGS parallel_view_processing = 1, "
+                  "optimize_on_insert = 0", "CSV",
                   {"host": batch.host, "clock_source": batch.clock_source})
 
     def close(self) -> None:

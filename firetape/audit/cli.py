@@ -13,11 +13,13 @@ import os
 from pathlib import Path
 
 import click
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from firetape.audit.store import AUDIT_TABLES, AuditError, AuditQueryError
+
+# pandas is imported only where a command needs it: `latency` does without, and so
+# starts faster.
 
 console = Console(highlight=False, width=200)
 errors = Console(stderr=True, highlight=False)
@@ -38,6 +40,8 @@ def parse_time(ctx, param, value: str | None) -> int | None:
     text = value.strip()
     if text.isdigit():
         return int(text)
+    import pandas as pd
+
     try:
         stamp = pd.Timestamp(text)
     except (ValueError, TypeError):
@@ -105,6 +109,8 @@ def handles_errors(command):
 
 
 def _cell(value) -> str:
+    import pandas as pd
+
     if value is None or (not isinstance(value, (list, tuple, dict, str)) and pd.isna(value)):
         return ""
     if isinstance(value, pd.Timestamp):
@@ -115,7 +121,7 @@ def _cell(value) -> str:
     return str(value)
 
 
-def print_frame(frame: pd.DataFrame, title: str | None = None) -> None:
+def print_frame(frame, title: str | None = None) -> None:
     table = Table(title=title, title_justify="left")
     for column in frame.columns:
         table.add_column(str(column), overflow="fold")
@@ -139,22 +145,21 @@ def audit() -> None:
 @handles_errors
 def latency(db, run, strategy, since, until, plot_path):
     """p50, p95, p99 and max per hop, in milliseconds (wall clock of each hop)."""
-    from firetape.audit.queries import Filters, hop_values, latency_summary, require_events
+    from firetape.audit.queries import Filters, hop_values, latency_rows, require_events
 
     target = Target(db, run)
     filters = Filters(run_id=target.run_id, strategy=strategy, since=since, until=until)
     with target.open() as store:
         require_events(store)
-        summary = latency_summary(store, filters)
-        if summary["orders"].sum() == 0:
+        rows = latency_rows(store, filters)
+        if not any(orders for _, orders, *_ in rows):
             raise AuditError("no orders match (nothing to measure)")
         table = Table(title="order latency per hop (ms, wall clock)", title_justify="left")
         for column in ("hop", "orders", "p50", "p95", "p99", "max"):
             table.add_column(column, justify="left" if column == "hop" else "right")
-        for hop, row in summary.iterrows():
-            table.add_row(hop, f"{int(row['orders']):,}",
-                          *("-" if pd.isna(row[c]) else f"{row[c]:.3f}"
-                            for c in ("p50_ms", "p95_ms", "p99_ms", "max_ms")))
+        for hop, orders, *values in rows:
+            table.add_row(hop, f"{orders:,}",
+                          *("-" if v is None else f"{v:.3f}" for v in values))
         console.print(table)
         if plot_path:
             from firetape.audit.plot import plot_latency

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:   # imported where used: `firetape audit latency` never loads pandas
+    import numpy as np
+    import pandas as pd
 
 from firetape.audit.store import AUDIT_TABLES, AuditError, AuditStore
 
@@ -65,11 +67,51 @@ def require_events(store: AuditStore) -> int:
     return count
 
 
-def _order_stage_times_sql(filters: Filters) -> tuple[str, dict]:
+def _origin_lookup_sql(orders: str, kind: str) -> str:
+    """Wall times of the bars (kind 'bar') or signals ('signal') named by the orders of
+    subquery `orders` (columns bar_id / signal_id): columns key, id, t.
+
+    Bars and signals are looked up by 64-bit hashes of their ids (the IN set, and the
+    join key in the callers): strings made these lookups 1.6x slower over millions of
+    bars. Callers compare the ids themselves after joining, so a hash collision could
+    only leave a time unknown, never pair the wrong event."""
+    topic = {"bar": "md.bars", "signal": "signals"}[kind]
+    return f"""
+        SELECT cityHash64(event_id) AS key, any(event_id) AS id,
+               min(toUnixTimestamp64Nano(ts_ingest)) AS t
+        FROM events
+        WHERE topic = '{topic}' AND cityHash64(event_id) IN
+            (SELECT cityHash64({kind}_id) FROM {orders} WHERE {kind}_id != '')
+        GROUP BY key"""
+
+
+_FOLDED_HOPS = """
+    SELECT
+        client_order_id, max(run_id) AS run_id, max(strategy) AS strategy,
+        max(symbol) AS symbol, max(bar_id) AS bar_id, max(signal_id) AS signal_id,
+        cityHash64(bar_id) AS bar_key, cityHash64(signal_id) AS signal_key,
+        max(requests) AS requests, min(requested_at) AS requested_at,
+        min(t_bar) AS t_bar, min(t_signal) AS t_signal,
+        min(t_decision) AS t_decision, min(t_submitted) AS t_submitted,
+        min(t_accepted) AS t_accepted, min(t_first_fill) AS t_first_fill,
+        max(t_last_fill) AS t_last_fill
+    FROM order_hops
+    GROUP BY client_order_id"""
+
+
+def _order_stage_times_sql(filters: Filters, lookup: bool = True) -> tuple[str, dict]:
     """One row per order request: strategy and the wall-clock ns of each stage (NULL
-    where the stage did not happen: a denied order is never submitted)."""
-    run_cond, params = Filters(run_id=filters.run_id).where()
-    having = []
+    where the stage did not happen: a denied order is never submitted).
+
+    Reads `order_hops` (one narrow row per order, kept at ingest; migration 0006),
+    folding whatever rows of an order merges have not folded yet with the same min/max.
+    Bars and signals not yet resolved into it (resolve_order_origins) are looked up here
+    when `lookup` is true, only for the orders that lack them.
+    """
+    having, params = ["requests > 0"], {}
+    if filters.run_id:
+        having.append("run_id = {run_id:String}")
+        params["run_id"] = filters.run_id
     if filters.strategy:
         having.append("strategy = {strategy:String}")
         params["strategy"] = filters.strategy
@@ -82,59 +124,110 @@ def _order_stage_times_sql(filters: Filters) -> tuple[str, dict]:
     if filters.until is not None:
         having.append("requested_at < {until:Int64}")
         params["until"] = int(filters.until)
-    having_sql = " AND ".join(["requests > 0", *having])
-    # The bar and the signal of an order are found through the request's header: its
-    # correlation_id is the bar's event_id, its causation_id the signal's.
+    if not lookup:
+        sql = f"""
+            SELECT client_order_id, strategy, t_bar, t_signal, t_decision, t_submitted,
+                   t_accepted, t_first_fill, t_last_fill
+            FROM ({_FOLDED_HOPS} HAVING {" AND ".join(having)})
+        """
+        return sql, params
     sql = f"""
+        WITH
+            hops AS ({_FOLDED_HOPS} HAVING {" AND ".join(having)}),
+            unresolved_bars AS (SELECT bar_id FROM hops WHERE t_bar IS NULL),
+            unresolved_signals AS (SELECT signal_id FROM hops WHERE t_signal IS NULL)
         SELECT
             o.client_order_id AS client_order_id, o.strategy AS strategy,
-            b.t AS t_bar, s.t AS t_signal, o.t_decision AS t_decision,
-            o.t_submitted AS t_submitted, o.t_accepted AS t_accepted,
-            o.t_first_fill AS t_first_fill, o.t_last_fill AS t_last_fill
-        FROM
-        (
-            SELECT
-                client_order_id,
-                countIf(type = 'SubmitOrder') AS requests,
-                anyIf(strategy, type = 'SubmitOrder') AS strategy,
-                anyIf(symbol, type = 'SubmitOrder') AS symbol,
-                anyIf(correlation_id, type = 'SubmitOrder') AS bar_id,
-                anyIf(causation_id, type = 'SubmitOrder') AS signal_id,
-                minOrNullIf(toUnixTimestamp64Nano(ts_event), type = 'SubmitOrder') AS requested_at,
-                minOrNullIf(toUnixTimestamp64Nano(ts_ingest), type IN ('OrderApproved', 'OrderDenied')) AS t_decision,
-                minOrNullIf(toUnixTimestamp64Nano(ts_ingest), type = 'OrderSubmitted') AS t_submitted,
-                minOrNullIf(toUnixTimestamp64Nano(ts_ingest), type = 'OrderAccepted') AS t_accepted,
-                minOrNullIf(toUnixTimestamp64Nano(ts_ingest), type = 'FillExecuted') AS t_first_fill,
-                maxOrNullIf(toUnixTimestamp64Nano(ts_ingest), type = 'FillExecuted') AS t_last_fill
-            FROM order_lifecycle
-            WHERE 1 {run_cond}
-            GROUP BY client_order_id
-            HAVING {having_sql}
-        ) AS o
-        LEFT JOIN
-        (
-            SELECT event_id, min(toUnixTimestamp64Nano(ts_ingest)) AS t
-            FROM events
-            WHERE topic = 'md.bars' AND event_id IN
-                (SELECT correlation_id FROM order_lifecycle WHERE type = 'SubmitOrder' {run_cond})
-            GROUP BY event_id
-        ) AS b ON b.event_id = o.bar_id
-        LEFT JOIN
-        (
-            SELECT event_id, min(toUnixTimestamp64Nano(ts_ingest)) AS t
-            FROM events
-            WHERE topic = 'signals' AND event_id IN
-                (SELECT causation_id FROM order_lifecycle WHERE type = 'SubmitOrder' {run_cond})
-            GROUP BY event_id
-        ) AS s ON s.event_id = o.signal_id
+            ifNull(o.t_bar, if(b.id = o.bar_id AND b.id != '', b.t, NULL)) AS t_bar,
+            ifNull(o.t_signal, if(s.id = o.signal_id AND s.id != '', s.t, NULL)) AS t_signal,
+            o.t_decision AS t_decision, o.t_submitted AS t_submitted,
+            o.t_accepted AS t_accepted, o.t_first_fill AS t_first_fill,
+            o.t_last_fill AS t_last_fill
+        FROM hops AS o
+        ANY LEFT JOIN ({_origin_lookup_sql("unresolved_bars", "bar")}) AS b
+            ON b.key = o.bar_key
+        ANY LEFT JOIN ({_origin_lookup_sql("unresolved_signals", "signal")}) AS s
+            ON s.key = o.signal_key
     """
     return sql, params
 
 
-def _hops_array_sql() -> str:
-    pairs = [f"('{hop}', t_{b} - t_{a})" for hop, (a, b) in zip(HOPS, zip(STAGES, STAGES[1:]))]
-    pairs.append(f"('{END_TO_END}', t_last_fill - t_bar)")
-    return "[" + ", ".join(pairs) + "]"
+def _needs_lookup(store: AuditStore, filters: Filters) -> bool:
+    """Whether some order matching `filters` lacks its bar's or signal's time in
+    order_hops (a run not resolved yet, or the Kafka sink's rolling ingest). Asking
+    first costs one pass over order_hops and spares a scan of every bar when none does."""
+    inner, params = _order_stage_times_sql(filters, lookup=False)
+    return bool(store.scalar(f"SELECT count() FROM ({inner}) "
+                             "WHERE t_bar IS NULL OR t_signal IS NULL", params))
+
+
+def resolve_order_origins(store: AuditStore) -> None:
+    """Write into `order_hops` the wall times of the bar and the signal of every order
+    that does not have them yet, from `events`; idempotent (min of equal values).
+
+    Run after a run's log is ingested: `audit latency` then reads order_hops alone
+    instead of looking up millions of bars each time."""
+    store.execute(f"""
+        INSERT INTO order_hops (client_order_id, t_bar, t_signal)
+        WITH
+            hops AS ({_FOLDED_HOPS} HAVING requests > 0
+                     AND (t_bar IS NULL OR t_signal IS NULL)),
+            unresolved_bars AS (SELECT bar_id FROM hops WHERE t_bar IS NULL),
+            unresolved_signals AS (SELECT signal_id FROM hops WHERE t_signal IS NULL)
+        SELECT client_order_id, t_bar, t_signal
+        FROM
+        (
+            SELECT
+                o.client_order_id AS client_order_id,
+                if(b.id = o.bar_id AND b.id != '', b.t, NULL) AS t_bar,
+                if(s.id = o.signal_id AND s.id != '', s.t, NULL) AS t_signal
+            FROM hops AS o
+            ANY LEFT JOIN ({_origin_lookup_sql("unresolved_bars", "bar")}) AS b
+                ON b.key = o.bar_key
+            ANY LEFT JOIN ({_origin_lookup_sql("unresolved_signals", "signal")}) AS s
+                ON s.key = o.signal_key
+        )
+        WHERE t_bar IS NOT NULL OR t_signal IS NOT NULL""")
+
+
+def _hop_pairs() -> list[tuple[str, str, str]]:
+    """(hop name, start stage, end stage) for each hop, then end to end."""
+    pairs = [(hop, a, b) for hop, (a, b) in zip(HOPS, zip(STAGES, STAGES[1:]))]
+    return [*pairs, (END_TO_END, STAGES[0], STAGES[-1])]
+
+
+def latency_rows(store: AuditStore, filters: Filters = Filters()) -> list[tuple]:
+    """Per hop, then end to end: (hop, orders, p50, p95, p99, max), times in milliseconds
+    (None where no order reached the hop). Percentiles are exact (quantilesExact).
+
+    One pass over the orders computes every hop side by side (count and the quantiles
+    skip NULL, a hop the order never reached). Plain tuples, no pandas: this is what
+    `firetape audit latency` prints.
+    """
+    columns = []
+    for i, (_, a, b) in enumerate(_hop_pairs()):
+        v = f"(t_{b} - t_{a})"
+        columns.append(f"count({v}) AS n{i}, quantilesExact(0.5, 0.95, 0.99)({v}) AS q{i}, "
+                       f"max({v}) AS m{i}")
+    # First from order_hops alone, counting the orders whose bar or signal is not
+    # resolved there; only if there are any, again with the lookup (one pass, not two,
+    # in the usual case).
+    for lookup in (False, True):
+        inner, params = _order_stage_times_sql(filters, lookup)
+        sql = (f"SELECT {', '.join(columns)}, countIf(t_bar IS NULL OR t_signal IS NULL) "
+               f"AS unresolved FROM ({inner})")
+        (row,) = store.query_rows(sql, params)
+        if lookup or not row[-1]:
+            break
+    result = []
+    for i, (hop, _, _) in enumerate(_hop_pairs()):
+        orders, q, top = row[3 * i: 3 * i + 3]
+        if not orders:
+            result.append((hop, 0, None, None, None, None))
+        else:
+            result.append((hop, int(orders), *(int(x) / NS_PER_MS for x in q),
+                           int(top) / NS_PER_MS))
+    return result
 
 
 def latency_summary(store: AuditStore, filters: Filters = Filters()) -> pd.DataFrame:
@@ -142,36 +235,21 @@ def latency_summary(store: AuditStore, filters: Filters = Filters()) -> pd.DataF
 
     Percentiles are exact (quantilesExact). A hop no order reached has count 0 and NaN.
     """
-    inner, params = _order_stage_times_sql(filters)
-    sql = f"""
-        SELECT hop, count() AS orders,
-               quantilesExact(0.5, 0.95, 0.99)(v) AS q, max(v) AS max_ns
-        FROM
-        (
-            SELECT arrayJoin({_hops_array_sql()}) AS h, h.1 AS hop, h.2 AS v
-            FROM ({inner})
-        )
-        WHERE v IS NOT NULL
-        GROUP BY hop
-        SETTINGS join_use_nulls = 1
-    """
-    frame = store.query_df(sql, params)
-    rows = {hop: {"orders": 0, "p50_ms": np.nan, "p95_ms": np.nan, "p99_ms": np.nan,
-                  "max_ms": np.nan} for hop in (*HOPS, END_TO_END)}
-    for hop, orders, q, max_ns in frame.itertuples(index=False):
-        q = list(q)
-        rows[hop] = {"orders": int(orders), "p50_ms": q[0] / NS_PER_MS,
-                     "p95_ms": q[1] / NS_PER_MS, "p99_ms": q[2] / NS_PER_MS,
-                     "max_ms": max_ns / NS_PER_MS}
-    summary = pd.DataFrame.from_dict(rows, orient="index")
-    summary.index.name = "hop"
+    import pandas as pd
+
+    summary = pd.DataFrame(latency_rows(store, filters),
+                           columns=["hop", "orders", "p50_ms", "p95_ms", "p99_ms", "max_ms"])
+    summary = summary.set_index("hop").astype({c: "float64" for c in
+                                               ("p50_ms", "p95_ms", "p99_ms", "max_ms")})
     return summary
 
 
 def hop_values(store: AuditStore, filters: Filters = Filters()) -> pd.DataFrame:
     """One row per order: strategy and each hop in milliseconds (NaN where missing)."""
-    inner, params = _order_stage_times_sql(filters)
-    frame = store.query_df(inner + " SETTINGS join_use_nulls = 1", params)
+    import pandas as pd
+
+    inner, params = _order_stage_times_sql(filters, _needs_lookup(store, filters))
+    frame = store.query_df(inner, params)
     hops = pd.DataFrame({"client_order_id": frame["client_order_id"],
                          "strategy": frame["strategy"]})
     for hop, (a, b) in zip(HOPS, zip(STAGES, STAGES[1:])):
@@ -181,6 +259,8 @@ def hop_values(store: AuditStore, filters: Filters = Filters()) -> pd.DataFrame:
 
 
 def _ms(end: pd.Series, start: pd.Series) -> np.ndarray:
+    import numpy as np
+
     # Wall-clock ns (~1.8e18) lose precision as floats, so subtract as integers first.
     delta = end.astype("Int64") - start.astype("Int64")
     return delta.to_numpy(dtype="float64", na_value=np.nan) / NS_PER_MS
@@ -232,6 +312,8 @@ def order_audit(store: AuditStore, order_id: str) -> OrderAudit:
         "WHERE topic IN ('md.bars', 'signals') AND event_id IN "
         "(SELECT arrayJoin([correlation_id, causation_id]) FROM orders "
         " WHERE client_order_id = {cid:String})", params)
+    import pandas as pd
+
     timeline = pd.concat([f for f in (origin, lifecycle) if not f.empty], ignore_index=True) \
         if not (origin.empty and lifecycle.empty) else lifecycle
     timeline = timeline.sort_values(["ts_ingest", "ts_event"], kind="stable",

@@ -7,7 +7,7 @@ from pathlib import Path
 import structlog
 
 from firetape.audit.chdb_store import ChdbStore
-from firetape.audit.ingest import ingest_log, is_ingested, mark_ingested
+from firetape.audit.ingest import compact_order_hops, ingest_log, is_ingested, mark_ingested
 from firetape.audit.store import AuditError
 
 AUDIT_DIR = "audit"
@@ -41,6 +41,7 @@ def build_run_audit(run_dir: Path) -> int:
     try:
         store.migrate()
         count = ingest_log(store, run_dir / LOG_DIR)
+        compact_order_hops(store)
         mark_ingested(store, run_id, count)
     finally:
         store.close()

@@ -5,11 +5,13 @@ URL may hold a password, so it never appears in a message: errors name the host 
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import pandas as pd
-
 from firetape.audit.store import AuditError, AuditQueryError, AuditStore, EventBatch
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 def _where(url: str) -> str:
     parts = urlsplit(url)
@@ -47,6 +49,12 @@ class ServerStore(AuditStore):
         except self._errors as exc:
             raise self._fail(exc) from None
 
+    def query_rows(self, sql: str, params: dict | None = None) -> list[list]:
+        try:
+            return [list(row) for row in self._client.query(sql, parameters=params).result_rows]
+        except self._errors as exc:
+            raise self._fail(exc) from None
+
     def query_bytes(self, sql: str, fmt: str, params: dict | None = None) -> bytes:
         try:
             return self._client.raw_query(sql, parameters=params, fmt=fmt)
@@ -60,7 +68,8 @@ class ServerStore(AuditStore):
             # insert_deduplication_token is not used: rows are deduplicated on event_id
             # by the tables themselves, whatever the batch boundaries of a redelivery.
             self._client.insert_arrow("events_inbox", batch.to_arrow(with_constants=True),
-                                      settings={"parallel_view_processing": 1})
+                                      settings={"parallel_view_processing": 1,
+                                                "optimize_on_insert": 0})
         except self._errors as exc:
             raise self._fail(exc) from None
 

@@ -10,9 +10,11 @@ import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-import pyarrow as pa
+if TYPE_CHECKING:   # imported where used: `firetape audit latency` never loads pandas
+    import pandas as pd
+    import pyarrow as pa
 
 # Columns of `events_inbox`, in order (see migrations/0001_events.sql).
 INBOX_COLUMNS = ("topic", "partition", "offset", "kafka_ts_ms", "ts_ingest_ns", "host",
@@ -61,6 +63,8 @@ class EventBatch:
     def to_arrow(self, with_constants: bool = True) -> pa.Table:
         """The batch as an Arrow table shaped like `events_inbox` (host and clock_source as
         repeated columns unless `with_constants` is False)."""
+        import pyarrow as pa
+
         n = len(self.payload)
         columns = {
             "topic": pa.array(self.topic, pa.string()),
@@ -92,6 +96,11 @@ class AuditStore(ABC):
         """Run a query; the result as a DataFrame. `params` fill {name:Type} placeholders."""
 
     @abstractmethod
+    def query_rows(self, sql: str, params: dict | None = None) -> list[list]:
+        """Run a query; the rows as lists of JSON values (64-bit integers as int, NULL as
+        None). Light: no pandas, for small results and a fast command start."""
+
+    @abstractmethod
     def query_bytes(self, sql: str, fmt: str, params: dict | None = None) -> bytes:
         """Run a query; the result serialised by ClickHouse in format `fmt` (Parquet, CSV...)."""
 
@@ -111,8 +120,8 @@ class AuditStore(ABC):
 
     def scalar(self, sql: str, params: dict | None = None):
         """The single value a query returns (None if it returns no row)."""
-        frame = self.query_df(sql, params)
-        return None if frame.empty else frame.iat[0, 0]
+        rows = self.query_rows(sql, params)
+        return rows[0][0] if rows else None
 
     def __enter__(self) -> AuditStore:
         return self

@@ -237,3 +237,37 @@ def test_export_when_parquet_then_one_file_per_table_with_exact_rows(store, run_
 def test_open_when_another_database_open_in_process_then_busy(store, tmp_path):
     with pytest.raises(AuditStoreBusy, match="one database directory per process"):
         ChdbStore(tmp_path / "other")
+
+
+def test_latency_when_origins_resolved_or_not_then_same_hops(store, run_log):
+    with EventLog(run_log, mode="r") as log:
+        store.insert_batch(batch_from_records(list(log_records(log))))
+    looked_up = queries.hop_values(store).set_index("client_order_id")
+    assert looked_up.loc["c1", "bar -> signal"] == pytest.approx(1.0)
+    queries.resolve_order_origins(store)
+    queries.resolve_order_origins(store)   # idempotent
+    resolved = queries.hop_values(store).set_index("client_order_id")
+    pd.testing.assert_frame_equal(resolved.sort_index(), looked_up.sort_index())
+    stored = store.query_rows("SELECT client_order_id, min(t_bar), min(t_signal) FROM "
+                              "order_hops GROUP BY client_order_id ORDER BY client_order_id")
+    assert [row[0] for row in stored] == ["c1", "c2"]
+    assert all(row[1] == WALL0 and row[2] == WALL0 + MS for row in stored)
+
+
+def test_latency_when_order_hops_unmerged_then_same_as_after_optimize(store, run_log):
+    ingest_log(store, run_log, batch_rows=2)
+    before = queries.latency_summary(store)
+    store.execute("OPTIMIZE TABLE order_hops FINAL")
+    assert int(store.scalar("SELECT count() FROM order_hops")) == 2
+    pd.testing.assert_frame_equal(queries.latency_summary(store), before)
+
+
+def test_latency_when_bar_missing_from_audit_then_bar_hops_unknown_not_zero(store, run_log):
+    with EventLog(run_log, mode="r") as log:
+        records = [r for r in log_records(log) if r.topic != "md.bars"]
+    store.insert_batch(batch_from_records(records))
+    queries.resolve_order_origins(store)
+    summary = queries.latency_summary(store)
+    assert summary.loc["bar -> signal", "orders"] == 0
+    assert summary.loc[queries.END_TO_END, "orders"] == 0
+    assert summary.loc["signal -> decision", "orders"] == 2
