@@ -41,7 +41,8 @@ def main() -> None:
     t0 = time.perf_counter()
     frame = round_prices(generate_bars(args.symbols, args.bars, seed=args.seed, interval="1min"))
     generated = time.perf_counter() - t0
-    config = with_strategies(load_config(None, environ={}), args.strategy.split(","))
+    # FIRETAPE_... variables apply, e.g. FIRETAPE_RISK__KILL_SWITCH=true
+    config = with_strategies(load_config(None), args.strategy.split(","))
     with tempfile.TemporaryDirectory() as runs:
         profiler = cProfile.Profile() if args.profile else None
         if profiler:
