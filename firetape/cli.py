@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from firetape.config import ConfigError, load_config, with_strategies
 
@@ -21,7 +22,8 @@ errors = Console(stderr=True, highlight=False)
 
 
 def fail(message: str, code: int = 2) -> None:
-    errors.print(f"[bold red]error:[/] {message}")
+    # escaped: a message may hold brackets (a partition "md.bars[3]") that rich would eat
+    errors.print(f"[bold red]error:[/] {escape(message)}")
     raise SystemExit(code)
 
 
