@@ -65,12 +65,6 @@ class FiretapeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     alpaca: AlpacaConfig = AlpacaConfig()
 
 
-# Sections added after run ids were first pinned: at their defaults they are left out of
-# `to_builtins`, so the run id (a hash of it) and with it every derived event id of an
-# existing config stays the same (tests/replay golden digests).
-_OMITTED_AT_DEFAULT = {"alpaca": AlpacaConfig()}
-
-
 def _parse_env_value(text: str) -> Any:
     try:
         return tomllib.loads(f"v = {text}")["v"]
@@ -155,9 +149,33 @@ def with_strategies(config: FiretapeConfig, names: list[str]) -> FiretapeConfig:
 
 
 def to_builtins(config: FiretapeConfig) -> dict:
-    """The config as plain data, for run.json (Decimals as strings)."""
-    data = msgspec.to_builtins(config)
-    for name, default in _OMITTED_AT_DEFAULT.items():
-        if getattr(config, name) == default:
-            del data[name]
-    return data
+    """The whole config as plain data, for run.json (Decimals as strings): a replay uses
+    exactly these values, whatever the defaults of a later version are."""
+    return msgspec.to_builtins(config)
+
+
+def settings_of(config: FiretapeConfig) -> dict:
+    """Only what differs from the defaults and can change a run's events, as plain data:
+    what the run id is derived from. A section or key added later with a default, a
+    strategy parameter spelled out at its default, or the log level does not change it."""
+    from strategies.registry import make_params, resolve
+
+    data = to_builtins(config)
+    del data["log"]
+    data["strategies"] = {}
+    for name, given in config.strategies.items():
+        cls = resolve(name)
+        changed = _differences(msgspec.to_builtins(make_params(cls, given)),
+                               msgspec.to_builtins(make_params(cls, {})))
+        if changed:
+            data["strategies"][name] = changed
+    defaults = to_builtins(FiretapeConfig())
+    del defaults["log"]
+    return _differences(data, defaults)
+
+
+def _differences(value, default):
+    if isinstance(value, dict) and isinstance(default, dict):
+        return {key: _differences(item, default.get(key)) for key, item in value.items()
+                if key not in default or item != default[key]}
+    return value

@@ -12,7 +12,7 @@ the reason and the original bytes, and processing goes on.
 from __future__ import annotations
 
 from time import time_ns
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from agents.context import Context
 from agents.stage import Handler
@@ -122,10 +122,6 @@ class EmbeddedBus:
                 produced = (self._dead_letter(event, writer, offset, stage_name, exc),)
             for out in produced:
                 self._process(out)
-
-    def publish_many(self, events: Iterable[Event]) -> None:
-        for event in events:
-            self.publish(event)
 
     def finish(self) -> None:
         """End of a finite stream: let each stage emit its closing events."""

@@ -26,7 +26,7 @@ import structlog
 
 from connectors.files.frame import BarFrame
 from firetape import __version__
-from firetape.config import FiretapeConfig, to_builtins
+from firetape.config import FiretapeConfig, settings_of, to_builtins
 from firetape.eventlog import EventLog
 from firetape.runtime.bus import EmbeddedBus
 from firetape.runtime.feed import bar_events, in_replay_order
@@ -50,8 +50,10 @@ def data_digest(frame: BarFrame) -> str:
 
 
 def make_run_id(config: FiretapeConfig, digest: str, mode: str) -> str:
-    """16 hex characters from the config, the data digest and the mode."""
-    payload = msgspec.json.encode({"config": to_builtins(config), "data": digest, "mode": mode})
+    """16 hex characters from the config's non-default settings, the data digest and the
+    mode."""
+    payload = msgspec.json.encode({"config": settings_of(config), "data": digest,
+                                   "mode": mode})
     return hashlib.sha256(payload).hexdigest()[:16]
 
 

@@ -24,14 +24,14 @@ DEMO = REPO / "config" / "demo.toml"
 # the pipeline's output for the same input changed. Update with the digests printed by
 # `firetape demo` and say why in the commit.
 GOLDEN_DEMO_DIGESTS: dict[str, str] = {
-    "fills": "5787ed53c55af876e41c531a87727379511246b6dab99bbae8f3f850e1c4b7f5",
-    "md.bars": "589c6a24a24d27be2076adac9eb96d099d5d77b0a46e12ce408e6589f3c39b72",
-    "order.requests": "0142475f939c8a425e98028fb50fdf00f6f4d1a72d8a630a8e15eada8714b1bc",
-    "order.updates": "803c98068b8b5fdfc0f1a4e7007b7e931e0d2be30fe6385959e5374d4a50b149",
-    "orders": "7cc4875cb2443f13325ae528f2dd9a658c3f2db9d360d67beaeb506f184fc998",
-    "portfolio": "1d7d22e320d6d9fbe226369258fb970ed86e53fe5eb202ab507c481fbc41995b",
-    "risk.decisions": "b401a4ee0fc3f3e46694cf7a8256a073b5bcccb05d9094e5b0c92feab345334a",
-    "signals": "1a76397682e445a5eb0f79834c6a5799e5c3f3f975e0820d663cd83c6fe1a7e0",
+    "fills": "2ad582af9d7f13974a81579cd9f6e20cb618bc9fffe64ec0360536c3f5aabf9b",
+    "md.bars": "3a1d6a8c8cbf8774b23e253c9e0ff2a66fa832a9301b7ee2bc2f616a411269c8",
+    "order.requests": "1d2f06783f7683efc380dae1808fd176d17b6be9229eced586db22e3d0bdc467",
+    "order.updates": "7a37f934165cfaa89ce771b5edc81a1b92923237a196c9a0b93f3081c52bc7a2",
+    "orders": "48e23852c310afac501a44022cb8690d5c4011ece5300cfbeca3478c117d4fc6",
+    "portfolio": "2fe11e03932515cb39d83cfe482fc1ae9f21da0a380a8e7f8a78c36e8f7c9e86",
+    "risk.decisions": "cb9f1b57d8ebae793ea7ad2ba2310d6c862be98163a0c626341baa870459cb48",
+    "signals": "c45013fa217d505f5316ab4e59f3409eccdf37d590bb4ec776051d40b7dc50f5",
 }
 
 

@@ -94,3 +94,17 @@ def test_load_when_documented_sample_then_it_states_exactly_the_defaults():
     sample = load_config(Path(__file__).parents[2] / "config" / "firetape.sample.toml", environ={})
     defaults = load_config(None, environ={})
     assert msgspec.structs.replace(sample, strategies={}) == defaults
+
+
+def test_settings_when_values_equal_defaults_or_only_logging_differs_then_nothing_remains():
+    from pathlib import Path
+
+    from firetape.config import settings_of
+
+    sample = Path(__file__).parents[2] / "config" / "firetape.sample.toml"
+    assert settings_of(load_config(sample, environ={})) == {}
+    assert settings_of(load_config(None, environ={"FIRETAPE_LOG__LEVEL": '"debug"'})) == {}
+    changed = load_config(None, environ={"FIRETAPE_STRATEGIES__SMA_CROSS__FAST": "5",
+                                         "FIRETAPE_RISK__MAX_DRAWDOWN": "0.05"})
+    assert settings_of(changed) == {"strategies": {"sma_cross": {"fast": 5}},
+                                    "risk": {"max_drawdown": 0.05}}
