@@ -1,23 +1,26 @@
 """The Kafka pipeline on a real broker: throughput and bar-to-order/fill latency.
 
     firetape kafka up                       # or export KAFKA_BOOTSTRAP=host:port
-    .venv/bin/python bench/bench_kafka.py [--commit-interval S] [--linger-ms N]
-                                          [--commit-interval 0.1] [--linger-ms 0]
+    .venv/bin/python bench/bench_kafka.py [--commit-interval 0.1] [--linger-ms 0]
+                                          [--fetch-wait-ms 5] [--symbols 20] [--bars 1000]
 
-Runs `firetape agents` (strategy + account agents in one faust worker) in a subprocess on
-a fresh topic namespace, then:
-
-* throughput: publishes synthetic bars as fast as possible and times the first bar sent
-  to the last input committed to account.sequence; reports bars/s and pipeline events/s
-  (every record the agents wrote: evaluations, signals, sequence, orders, fills, ...);
+* per worker: bars are published to a fresh namespace first, then each agent runs alone
+  over that backlog in its own worker (`firetape agent strategy`, then `firetape agent
+  account`); time = first to last output record (Kafka timestamps, so start-up and group
+  join are excluded). Reported: input records/s, and events/s = records read + written;
+* throughput: `firetape agents` (strategy + account agents in one faust worker) in a
+  subprocess on another namespace; publishes synthetic bars as fast as possible and times
+  the first bar sent to the last input committed to account.sequence; reports bars/s and
+  pipeline events/s (every record the agents wrote: evaluations, signals, sequence,
+  orders, fills, ...);
 * latency at 100 bars/s: publishes 10 symbols of 1-minute bars paced to 100 bars/s while
   a consumer (read_committed, i.e. what any downstream reader can see) timestamps each
   OrderSubmitted and FillExecuted on arrival; latency = arrival - the bar's send time, by
   the correlation id. p50 / p99 / p99.9 in ms.
 
 Settings that matter, all printed with the results: the strategy agent's commit interval
-(at_least_once: outputs are flushed before each commit), producer linger, consumer fetch
-wait.
+(at-least-once: outputs are flushed before each commit of input offsets), producer linger,
+consumer fetch wait. Everything (broker, publisher, agents) shares the machine's cores.
 """
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ sys.path.insert(0, str(REPO))
 from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 
 from connectors.synthetic import generate_bars  # noqa: E402
-from firetape.kafka import broker  # noqa: E402
+from firetape.kafka import broker, clients  # noqa: E402
 from firetape.kafka.publish import publish_bars  # noqa: E402
 from firetape.kafka.readback import read_topic  # noqa: E402
 from firetape.kafka.settings import AgentSettings  # noqa: E402
@@ -58,16 +61,17 @@ def _percentiles(values_ms: list[float]) -> dict[str, float]:
 
 
 class Agents:
-    def __init__(self, settings: AgentSettings, args, workdir: Path) -> None:
+    def __init__(self, settings: AgentSettings, args, workdir: Path,
+                 command: tuple[str, ...] = ("agents",)) -> None:
         env = dict(os.environ, KAFKA_BOOTSTRAP=settings.bootstrap,
                    FIRETAPE_TOPIC_PREFIX=settings.prefix,
                    FIRETAPE_CONFIG=str(REPO / "config" / "demo.toml"),
-                   FIRETAPE_AGENT_DIR=str(workdir), FIRETAPE_PROCESSING_GUARANTEE=args.guarantee,
+                   FIRETAPE_AGENT_DIR=str(workdir),
                    FIRETAPE_COMMIT_INTERVAL_S=str(args.commit_interval),
                    FIRETAPE_LINGER_MS=str(args.linger_ms),
                    FIRETAPE_FETCH_WAIT_MS=str(args.fetch_wait_ms))
-        self.log = open(workdir / "agents.log", "wb")
-        self.process = subprocess.Popen([sys.executable, "-m", "firetape.cli", "agents"],
+        self.log = open(workdir / f"{'-'.join(command)}.log", "wb")
+        self.process = subprocess.Popen([sys.executable, "-m", "firetape.cli", *command],
                                         env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                         cwd=REPO)
 
@@ -80,46 +84,105 @@ class Agents:
         self.log.close()
 
 
-async def _sequence_count(settings: AgentSettings) -> int:
-    return len(await read_topic(settings.bootstrap, settings.prefix + "account.sequence"))
+class Counter:
+    """Counts the committed records of a topic as they arrive (a tailing consumer, so
+    waiting for a count does not re-read the topic)."""
+
+    def __init__(self, settings: AgentSettings, topic: str) -> None:
+        self.consumer = AIOKafkaConsumer(settings.prefix + topic,
+                                         bootstrap_servers=settings.bootstrap, group_id=None,
+                                         isolation_level="read_committed",
+                                         auto_offset_reset="earliest", fetch_max_wait_ms=20)
+        self.count = 0
+        self.last_ms = 0
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> Counter:
+        await self.consumer.start()
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=100)
+            for records in batch.values():
+                self.count += len(records)
+                self.last_ms = max([self.last_ms] + [r.timestamp for r in records])
+
+    async def wait_for(self, count: int, timeout: float) -> float:
+        """The monotonic time at which `count` records had been seen."""
+        deadline = time.monotonic() + timeout
+        while self.count < count:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{self.consumer.subscription()}: {self.count} of {count} "
+                                 f"records after {timeout:.0f} s")
+            await asyncio.sleep(0.01)
+        return time.monotonic()
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        await self.consumer.stop()
 
 
-async def _wait_sequenced(settings: AgentSettings, count: int, timeout: float) -> float:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await _sequence_count(settings) >= count:
-            return time.monotonic()
-        await asyncio.sleep(0.2)
-    raise SystemExit(f"the agents did not sequence {count} bars in {timeout:.0f} s")
-
-
-async def _warm_up(settings: AgentSettings) -> None:
+async def _warm_up(settings: AgentSettings, sequenced: Counter) -> None:
     # One time of bars through the whole pipeline: the agents have joined and are idle.
     frame = generate_bars(2, 1, seed=1, interval="1min", start="2020-01-01")
     await publish_bars(settings, frame, "warmup")
-    await _wait_sequenced(settings, 2, 120)
+    await sequenced.wait_for(2, 120)
 
 
-async def throughput(settings: AgentSettings, symbols: int, bars: int) -> dict:
+async def _written(settings: AgentSettings, topics) -> int:
+    return sum([len(await read_topic(settings.bootstrap, settings.prefix + t)) for t in topics])
+
+
+async def per_worker(bootstrap: str, args, workdir: Path) -> dict:
+    """Each agent alone on a backlog of `args.symbols` x `args.bars` bars."""
+    prefix = f"bench-{uuid.uuid4().hex[:8]}-alone."
+    settings = AgentSettings(bootstrap=bootstrap, prefix=prefix, linger_ms=args.linger_ms)
+    frame = generate_bars(args.symbols, args.bars, seed=11, interval="1min", start="2021-01-04")
+    published = await publish_bars(settings, frame, "alone")
+    out = {"bars": published.bars,
+           "publish_bars_per_s": round(published.bars / published.seconds)}
+    # agent: (its last output, everything it writes, what it reads)
+    stages = {"strategy": ("strategy.evaluated", ("strategy.evaluated", "signals"),
+                           published.bars),
+              "account": ("account.sequence", OUTPUT_TOPICS[2:],
+                          published.bars + published.times)}   # evaluations + watermarks
+    for name, (last_topic, outputs, read) in stages.items():
+        counter = await Counter(settings, last_topic).start()
+        agent = Agents(settings, args, workdir, ("agent", name))
+        try:
+            await counter.wait_for(published.bars, 600)
+        finally:
+            agent.stop()
+            await counter.stop()
+        records = await read_topic(settings.bootstrap, prefix + last_topic)
+        seconds = (max(r.timestamp_ms for r in records) - min(r.timestamp_ms for r in records)) / 1e3
+        written = await _written(settings, outputs)
+        out[name] = {"seconds": round(seconds, 2),
+                     "bars_per_s": round(published.bars / seconds),
+                     "events_per_s": round((read + written) / seconds),
+                     "records_read": read, "records_written": written}
+    return out
+
+
+async def throughput(settings: AgentSettings, sequenced: Counter, symbols: int,
+                     bars: int) -> dict:
     frame = generate_bars(symbols, bars, seed=11, interval="1min", start="2021-01-04")
-    before = await _sequence_count(settings)
-    counts_before = {t: len(await read_topic(settings.bootstrap, settings.prefix + t))
-                     for t in OUTPUT_TOPICS}
+    before = sequenced.count
+    written_before = await _written(settings, OUTPUT_TOPICS)
     started = time.monotonic()
     published = await publish_bars(settings, frame, "throughput")
-    finished = await _wait_sequenced(settings, before + published.bars, 600)
+    finished = await sequenced.wait_for(before + published.bars, 600)
     seconds = finished - started
-    written = 0
-    for topic in OUTPUT_TOPICS:
-        records = await read_topic(settings.bootstrap, settings.prefix + topic)
-        written += len(records) - counts_before[topic]
+    written = await _written(settings, OUTPUT_TOPICS) - written_before
     return {"bars": published.bars, "seconds": round(seconds, 2),
             "bars_per_s": round(published.bars / seconds), "agent_records": written,
             "pipeline_events_per_s": round((written + published.bars) / seconds),
             "publish_only_bars_per_s": round(published.bars / published.seconds)}
 
 
-async def latency(settings: AgentSettings, seconds: float) -> dict:
+async def latency(settings: AgentSettings, sequenced: Counter, seconds: float) -> dict:
     symbols, rate = 10, 100.0
     times = int(seconds * rate / symbols)
     frame = generate_bars(symbols, times, seed=21, interval="1min", start="2022-01-03")
@@ -149,10 +212,10 @@ async def latency(settings: AgentSettings, seconds: float) -> dict:
                         arrived[topic].append((now, event["correlation_id"]))
 
     collector = asyncio.create_task(collect())
-    before = await _sequence_count(settings)
+    before = sequenced.count
     result = await publish_bars(settings, frame, "latency", speed=speed,
                                 on_sent=lambda bar, ns: sent.__setitem__(bar.event_id, ns))
-    await _wait_sequenced(settings, before + result.bars, 120)
+    await sequenced.wait_for(before + result.bars, 120)
     await asyncio.sleep(1.0)
     done.set()
     await collector
@@ -171,27 +234,32 @@ async def main(args) -> dict:
     settings = AgentSettings(bootstrap=bootstrap, prefix=prefix, linger_ms=args.linger_ms)
     workdir = Path(args.workdir) / prefix.strip(".")
     workdir.mkdir(parents=True, exist_ok=True)
+    out = {"settings": {"commit_interval_s": args.commit_interval,
+                        "linger_ms": args.linger_ms, "fetch_wait_ms": args.fetch_wait_ms,
+                        "bootstrap": bootstrap, "cpus": os.cpu_count()}}
+    out["per_worker"] = await per_worker(bootstrap, args, workdir)
+    await clients.ensure_topics(settings)
+    sequenced = await Counter(settings, "account.sequence").start()
     agents = Agents(settings, args, workdir)
     try:
-        await _warm_up(settings)
-        out = {"settings": {"guarantee": args.guarantee, "commit_interval_s": args.commit_interval,
-                            "linger_ms": args.linger_ms, "fetch_wait_ms": args.fetch_wait_ms,
-                            "bootstrap": bootstrap, "cpus": os.cpu_count()}}
-        out["throughput"] = await throughput(settings, args.symbols, args.bars)
-        out["latency_at_100_bars_per_s"] = await latency(settings, args.latency_seconds)
+        await _warm_up(settings, sequenced)
+        out["throughput"] = await throughput(settings, sequenced, args.symbols, args.bars)
+        out["latency_at_100_bars_per_s"] = await latency(settings, sequenced,
+                                                         args.latency_seconds)
         return out
     finally:
         agents.stop()
+        await sequenced.stop()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--guarantee", default="at_least_once", choices=["at_least_once"])
     parser.add_argument("--commit-interval", type=float, default=0.1)
     parser.add_argument("--linger-ms", type=int, default=0)
     parser.add_argument("--fetch-wait-ms", type=int, default=5)
     parser.add_argument("--symbols", type=int, default=20)
-    parser.add_argument("--bars", type=int, default=500, help="bars per symbol (throughput)")
+    parser.add_argument("--bars", type=int, default=1000,
+                        help="bars per symbol (per worker and throughput)")
     parser.add_argument("--latency-seconds", type=float, default=30.0)
     parser.add_argument("--workdir", default="/tmp/firetape-bench-kafka")
     print(json.dumps(asyncio.run(main(parser.parse_args())), indent=2))

@@ -51,13 +51,9 @@ def _run(names: tuple[str, ...], settings, config) -> None:
 @click.command("agent")
 @click.argument("name")
 @_common
-@click.option("--guarantee", envvar="FIRETAPE_PROCESSING_GUARANTEE", default=None,
-              type=click.Choice(["at_least_once"]),
-              help="The strategy agent's faust processing guarantee (at_least_once; "
-              "the account agent is exactly-once by its own transactions).")
 @click.option("--web-port", envvar="FIRETAPE_WEB_PORT", type=int, default=None,
               help="Port of the /health endpoint (FIRETAPE_WEB_PORT); 0 turns it off.")
-def agent(name, config_path, prefix, bootstrap, run_id, guarantee, web_port):
+def agent(name, config_path, prefix, bootstrap, run_id, web_port):
     """Run one agent as a faust worker: feed, strategy, account (risk, execution,
     portfolio and allocator run inside account) or audit."""
     from firetape.kafka.app import agent_name
@@ -67,19 +63,17 @@ def agent(name, config_path, prefix, bootstrap, run_id, guarantee, web_port):
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     settings, config = _settings(config_path, prefix, bootstrap, run_id,
-                                 guarantee=guarantee, web_port=web_port)
+                                 web_port=web_port)
     _run((name,), settings, config)
 
 
 @click.command("agents")
 @_common
-@click.option("--guarantee", envvar="FIRETAPE_PROCESSING_GUARANTEE", default=None,
-              type=click.Choice(["at_least_once"]))
 @click.option("--web-port", envvar="FIRETAPE_WEB_PORT", type=int, default=None)
-def agents(config_path, prefix, bootstrap, run_id, guarantee, web_port):
+def agents(config_path, prefix, bootstrap, run_id, web_port):
     """Run the strategy and account agents in one faust worker (a laptop's deployment)."""
     settings, config = _settings(config_path, prefix, bootstrap, run_id,
-                                 guarantee=guarantee, web_port=web_port)
+                                 web_port=web_port)
     _run(("strategy", "account"), settings, config)
 
 

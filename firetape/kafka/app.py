@@ -45,25 +45,14 @@ def create_app(settings: AgentSettings, config: FiretapeConfig, names: tuple[str
     worker_id = "-".join(names)
     datadir = Path(settings.data_dir) / worker_id
     datadir.mkdir(parents=True, exist_ok=True)   # faust makes only the last level
-    # The faust app id is the consumer group. Strategy workers share one (they split
-    # md.bars between them); a worker without the strategy agent gets its own, or faust's
-    # assignor would hand it md.bars partitions it has no agent for.
-    app_id = settings.app_id if "strategy" in names else f"{settings.app_id}-{worker_id}"
+    # No faust streams or tables: each agent runs its own aiokafka clients (agents.py), so
+    # the worker's own consumer group subscribes to nothing; its id differs from the
+    # agents' groups (they use other assignors).
     app = faust.App(
-        app_id,
+        f"{settings.app_id}-{worker_id}",
         broker=[f"kafka://{host}" for host in settings.bootstrap.split(",")],
         store="memory://",                     # no tables: agents rebuild state from topics
-        # Only the strategy agent is a faust stream; faust's exactly_once on a worker
-        # without one crashes in its own rebalance hook (KeyError on the assignor topic).
-        processing_guarantee=settings.guarantee if "strategy" in names else "at_least_once",
         key_serializer="raw", value_serializer="raw",
-        producer_linger=settings.linger_ms / 1000,
-        producer_acks=-1,
-        broker_commit_interval=settings.commit_interval_s,
-        # faust's 60 s default keeps a SIGKILLed worker's partitions unserved that long.
-        broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
-        consumer_auto_offset_reset="earliest",
         table_standby_replicas=0,
         topic_replication_factor=1,
         topic_partitions=8,
@@ -101,8 +90,19 @@ def _register_health(app: faust.App, names: tuple[str, ...]) -> None:
         return web.json({"ok": ok, "agents": list(names)}, status=200 if ok else 503)
 
 
+class _Worker(faust.Worker):
+    """faust's worker with the root logger left at the configured level.
+
+    faust installs a terminal spinner handler and sets the root logger to DEBUG for it, so
+    every debug call of aiokafka and faust built a log record only to drop it at the
+    handler: about 8% of the agents' CPU (py-spy, bench_kafka.py)."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        logger.setLevel(level)
+
+
 def run_worker(app: faust.App, settings: AgentSettings) -> None:
     """Run `app` as a faust worker until SIGTERM/SIGINT (blocks; exits the process)."""
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True,
-                          redirect_stdouts=False)
+    worker = _Worker(app, loglevel=settings.log_level.upper(), quiet=True,
+                     redirect_stdouts=False)
     worker.execute_from_commandline()

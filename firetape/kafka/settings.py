@@ -2,7 +2,8 @@
 way; the CLI options set the same variables' values).
 
 The settings that decide latency are here on purpose: producer linger, consumer fetch
-wait and the strategy agent's commit interval.
+wait and the strategy agent's commit interval (how often it flushes its outputs and
+commits its input offsets).
 """
 from __future__ import annotations
 
@@ -11,14 +12,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from firetape.kafka import broker
-
-# The strategy agent runs at_least_once: its state is rebuilt from md.bars and the account
-# drops a redelivered evaluation, so that is exact. faust's exactly_once is not offered:
-# without a table it crashes on assignment (KeyError in its transaction manager), and its
-# transactions cover the input offsets but not sends to topics the worker does not consume.
-# The account agent, which makes orders and fills, is exactly-once by its own transactions.
-GUARANTEES = ("at_least_once",)
-
 
 class SettingsError(ValueError):
     """A variable has a value the runtime cannot use; the message names it."""
@@ -32,7 +25,6 @@ class AgentSettings:
     config_path: str | None = None      # firetape TOML; None: built-in defaults
     prefix: str = ""                    # topic namespace
     run_id: str = ""                    # "" : taken from the first input event
-    guarantee: str = "at_least_once"    # the strategy agent's faust processing guarantee
     linger_ms: int = 0
     fetch_wait_ms: int = 5
     commit_interval_s: float = 0.5
@@ -76,16 +68,11 @@ def from_env(env=None) -> AgentSettings:
     env = os.environ if env is None else env
     bootstrap = env.get("KAFKA_BOOTSTRAP") or broker.local_bootstrap(
         broker.BrokerConfig.from_env(env))
-    guarantee = env.get("FIRETAPE_PROCESSING_GUARANTEE") or "at_least_once"
-    if guarantee not in GUARANTEES:
-        raise SettingsError(f"FIRETAPE_PROCESSING_GUARANTEE={guarantee!r}: "
-                            f"expected one of {', '.join(GUARANTEES)}")
     return AgentSettings(
         bootstrap=bootstrap,
         config_path=env.get("FIRETAPE_CONFIG") or None,
         prefix=env.get("FIRETAPE_TOPIC_PREFIX", ""),
         run_id=env.get("FIRETAPE_RUN_ID", ""),
-        guarantee=guarantee,
         linger_ms=_int(env, "FIRETAPE_LINGER_MS", 0),
         fetch_wait_ms=_int(env, "FIRETAPE_FETCH_WAIT_MS", 5),
         commit_interval_s=_float(env, "FIRETAPE_COMMIT_INTERVAL_S", 0.5),

@@ -1,0 +1,184 @@
+"""The strategy agent: md.bars -> strategy.evaluated (+ signals, + dlq), in batches.
+
+A consumer group over md.bars, so `docker compose up --scale strategy=3` splits the
+partitions (by symbol) between workers and a dead worker's partitions move to the others.
+Each fetch is evaluated record by record (`strategy_binding`, the same pure stage as the
+embedded runtime) and every output goes to the partition its bar came from, so the order
+per partition holds.
+
+Delivery is at-least-once with deterministic outputs: the input offsets are committed only
+after the producer has every output of those records acknowledged (flush, then commit,
+every `commit_interval_s` and before partitions move away). A record read again after a
+crash makes the same evaluation with the same ids, which the account's merge drops by bar
+and the audit by event id. The strategy makes no orders or fills; the account agent, which
+does, is exactly-once by its own transactions.
+
+Why not a faust stream: faust's per-event machinery cost about 400 µs of CPU per bar here
+(bench/bench_kafka.py, agents alone on a backlog), several times the strategy itself, and
+its exactly_once mode crashes without a table. The agent runs inside the faust worker (see
+app.py) for its lifecycle, logging and health endpoint, like the account and audit agents.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError
+
+from firetape.config import FiretapeConfig
+from firetape.kafka import clients
+from firetape.kafka.readback import read_values
+from firetape.kafka.settings import AgentSettings
+from firetape.kafka.strategy_binding import StrategyEvaluator
+from firetape.kafka.topology import EVALUATED, Topology
+from firetape.kafka.wire import headers
+from topics.codec import codec
+
+log = logging.getLogger(__name__)
+MAX_RECORDS = 2000
+
+
+@dataclass
+class StrategyStats:
+    records: int = 0
+    signals: int = 0
+    dead_letters: int = 0
+    commits: int = 0
+
+
+class StrategyAgent:
+    """Runs until `stop()`; `ready` is set once it has joined the group."""
+
+    def __init__(self, settings: AgentSettings, config: FiretapeConfig) -> None:
+        self.settings = settings
+        self.topology = Topology(settings.prefix)
+        name = self.topology.name
+        self.bars_topic, self.evaluated_topic = name("md.bars"), name(EVALUATED)
+        self.signals_topic, self.dlq_topic = name("signals"), name("dlq")
+        self.evaluator = StrategyEvaluator(config, self.bars_topic, settings.run_id)
+        # The strategy workers of one namespace share this group and split md.bars between
+        # them (not the faust worker's own group, which speaks faust's assignor).
+        self.group_id = f"{settings.app_id}-strategy-agents"
+        self.stats = StrategyStats()
+        self.ready = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._producer = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._pending: dict[TopicPartition, int] = {}   # next offset to commit, not yet committed
+        self._sent: list[asyncio.Future] = []
+        self._encode_signal, self._encode_dlq = codec("signals").encode, codec("dlq").encode
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        settings = self.settings
+        await clients.ensure_topics(settings)
+        self._producer = producer = clients.producer(settings)
+        await producer.start()
+        try:
+            self._consumer = consumer = AIOKafkaConsumer(
+                bootstrap_servers=settings.bootstrap, group_id=self.group_id,
+                enable_auto_commit=False, auto_offset_reset="earliest",
+                isolation_level="read_committed",
+                fetch_max_wait_ms=max(1, settings.fetch_wait_ms),
+                session_timeout_ms=int(settings.session_timeout_s * 1000),
+                heartbeat_interval_ms=int(min(3.0, settings.session_timeout_s / 3) * 1000),
+                max_partition_fetch_bytes=4 * 1024 * 1024)
+            await consumer.start()
+            try:
+                consumer.subscribe([self.bars_topic], listener=_CommitOnRevoke(self))
+                self.ready.set()
+                await self._consume(consumer)
+                await self.commit()                  # a clean stop leaves nothing behind
+            finally:
+                await consumer.stop()
+        finally:
+            await producer.stop()
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        wait_ms = max(1, self.settings.fetch_wait_ms)
+        interval = self.settings.commit_interval_s
+        last_commit = time.monotonic()
+        while not self._stopping.is_set():
+            batch = await consumer.getmany(timeout_ms=wait_ms, max_records=MAX_RECORDS)
+            for tp, records in batch.items():
+                for record in records:
+                    await self._evaluate(tp.partition, record)
+                self._pending[tp] = records[-1].offset + 1
+            if self._pending and time.monotonic() - last_commit >= interval:
+                await self.commit()
+                last_commit = time.monotonic()
+
+    async def _evaluate(self, partition: int, record) -> None:
+        evaluator, offset = self.evaluator, record.offset
+        if evaluator.needs_rebuild(partition, offset):
+            values = await read_values(self.settings.bootstrap, self.bars_topic, partition,
+                                       0, offset)
+            evaluator.rebuild(partition, values, offset)
+            log.warning("strategy: rebuilt %s[%d] from %d records", self.bars_topic,
+                        partition, len(values))
+        outcome = evaluator.apply(record.value, partition, offset)
+        send, sent = self._producer.send, self._sent
+        for signal in outcome.signals:
+            sent.append(await send(self.signals_topic, self._encode_signal(signal),
+                                   key=signal.symbol.encode(), partition=partition,
+                                   headers=headers(type(signal).__name__, signal.event_id)))
+        self.stats.signals += len(outcome.signals)
+        if outcome.dead_letter is not None:
+            dead = outcome.dead_letter
+            log.warning("strategy: %s@%d to the dead-letter topic: %s", self.bars_topic,
+                        offset, dead.reason)
+            sent.append(await send(self.dlq_topic, self._encode_dlq(dead),
+                                   key=dead.source_topic.encode(), partition=0,
+                                   headers=headers("DeadLettered", dead.event_id)))
+            self.stats.dead_letters += 1
+        sent.append(await send(self.evaluated_topic, outcome.evaluation,
+                               key=record.key or b"", partition=partition,
+                               headers=headers("Evaluation", f"{partition}:{offset}")))
+        self.stats.records += 1
+
+    async def commit(self, only: set[TopicPartition] | None = None) -> None:
+        """Commit the input offsets whose outputs are all acknowledged (every output sent
+        so far: the producer is flushed first and a failed send raises here, before any
+        offset is committed, so the records are read again by whoever owns them next)."""
+        if not self._pending:
+            return
+        await self._producer.flush()
+        sent, self._sent = self._sent, []
+        for future in sent:
+            future.result()
+        # Only partitions this worker still owns: an offset committed for a partition
+        # that moved could rewind its new owner's.
+        owned = self._consumer.assignment()
+        offsets = {tp: n for tp, n in self._pending.items()
+                   if tp in owned and (only is None or tp in only)}
+        self._pending = {tp: n for tp, n in self._pending.items()
+                         if tp in owned and tp not in offsets}
+        if offsets:
+            try:
+                await self._consumer.commit(offsets)
+            except CommitFailedError as exc:
+                # A rebalance took the partitions meanwhile: their next owner reads these
+                # records again and makes the same outputs, which are dropped downstream.
+                log.warning("strategy: offsets not committed (%s); they will be read again",
+                            exc)
+                return
+            self.stats.commits += 1
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):
+    """Before partitions move to another strategy worker, commit what was evaluated from
+    them, so the next owner starts right after it (and rebuilds the state up to there)."""
+
+    def __init__(self, agent: StrategyAgent) -> None:
+        self.agent = agent
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        await self.agent.commit(set(revoked))
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        return None
