@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +23,9 @@ from firetape.kafka.wire import Watermark, headers, watermark_codec
 from firetape.runtime.feed import bar_events, in_replay_order
 from topics.codec import codec
 from topics.partitioner import partition_for
+
+
+MAX_OPEN_TIMES = 64   # times sent but not yet closed by a watermark (backpressure)
 
 
 @dataclass
@@ -62,6 +66,26 @@ async def publish_bars(settings: AgentSettings, frame: BarFrame, run_id: str, *,
     started = time.monotonic()
     ts0 = int(ordered.ts[0]) if len(ordered) else 0
     bars = times = 0
+    # A time's watermark needs the offsets of its bars, i.e. their acknowledgements. The
+    # next times' bars are sent meanwhile and each time is closed, in order, once its bars
+    # are acknowledged (waiting for every time's acks before sending on capped the feed at
+    # one broker round trip per time); at most MAX_OPEN_TIMES are open at once.
+    open_times: deque[tuple[int, list]] = deque()
+
+    async def close_times(wait_for: int) -> None:
+        """Send the watermark of every leading open time whose bars are acknowledged,
+        waiting for the acknowledgements until at most `wait_for` times stay open."""
+        while open_times and (len(open_times) > wait_for
+                              or all(f.done() for f in open_times[0][1])):
+            ts_event, sent = open_times.popleft()
+            offsets: dict[int, int] = {}
+            for future in sent:
+                meta = await future
+                offsets[meta.partition] = max(offsets.get(meta.partition, -1), meta.offset)
+            mark = Watermark(ts_event=ts_event, run_id=run_id, offsets=offsets)
+            await producer.send(marks_topic, encode_mark(mark), key=b"feed", partition=0,
+                                headers=headers("Watermark", f"{run_id}:{mark.ts_event}"))
+
     try:
         for group in _groups(bar_events(ordered, run_id)):
             if stop():
@@ -69,6 +93,7 @@ async def publish_bars(settings: AgentSettings, frame: BarFrame, run_id: str, *,
             if speed is not None:
                 delay = started + (group[0].ts_event - ts0) / 1e9 / speed - time.monotonic()
                 if delay > 0:
+                    await close_times(0)          # nothing else to do meanwhile
                     await asyncio.sleep(delay)
             sent = []
             for bar in group:
@@ -79,17 +104,13 @@ async def publish_bars(settings: AgentSettings, frame: BarFrame, run_id: str, *,
                     headers=headers("Bar", bar.event_id)))
                 if on_sent:
                     on_sent(bar, sent_ns)
-            offsets: dict[int, int] = {}
-            for future in sent:
-                meta = await future
-                offsets[meta.partition] = max(offsets.get(meta.partition, -1), meta.offset)
-            mark = Watermark(ts_event=group[0].ts_event, run_id=run_id, offsets=offsets)
-            await producer.send(marks_topic, encode_mark(mark), key=b"feed", partition=0,
-                                headers=headers("Watermark", f"{run_id}:{mark.ts_event}"))
+            open_times.append((group[0].ts_event, sent))
+            await close_times(MAX_OPEN_TIMES if speed is None else 0)
             bars += len(group)
             times += 1
             if on_progress:
                 on_progress(bars)
+        await close_times(0)
         await producer.flush()
     finally:
         await producer.stop()

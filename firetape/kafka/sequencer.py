@@ -17,6 +17,7 @@ arrive in time order, so one at or before the symbol's last released time is a d
 """
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from dataclasses import dataclass
 
@@ -37,7 +38,11 @@ class Merger:
     """Buffers evaluations and watermarks; `release()` hands out what is due, in order."""
 
     def __init__(self) -> None:
-        self._buffer: dict[str, tuple[tuple[int, int, int], Evaluation, int, int]] = {}
+        # Waiting evaluations as a heap on (ts_event, partition, offset), so releasing time
+        # t pops only what is due (a scan of the whole buffer per watermark was quadratic
+        # on a backlog); the keys are unique, so the tuples never compare further.
+        self._buffer: list[tuple[tuple[int, int, int], Evaluation, int, int]] = []
+        self._buffered: set[str] = set()             # event ids in the buffer
         self._coverage: dict[int, int] = {}          # md.bars partition -> offset evaluated
         self._marks: deque[tuple[Watermark, int]] = deque()
         self._released_ts: dict[str, int] = {}       # symbol -> time of its last released bar
@@ -55,11 +60,12 @@ class Merger:
         bar = evaluation.bar
         if bar is None:            # a dead-lettered record: it only moves the coverage
             return
-        if bar.ts_event <= self._released_ts.get(bar.symbol, -1) or bar.event_id in self._buffer:
+        if bar.ts_event <= self._released_ts.get(bar.symbol, -1) or bar.event_id in self._buffered:
             self.duplicates += 1
             return
-        self._buffer[bar.event_id] = ((bar.ts_event, partition, offset), evaluation,
-                                      input_partition, input_offset)
+        self._buffered.add(bar.event_id)
+        heapq.heappush(self._buffer, ((bar.ts_event, partition, offset), evaluation,
+                                      input_partition, input_offset))
 
     def add_watermark(self, mark: Watermark, offset: int) -> None:
         """Take one record of md.watermarks."""
@@ -69,13 +75,13 @@ class Merger:
     def release(self) -> list[Released]:
         """Every bar whose time is closed by a satisfied watermark, in replay order."""
         out: list[Released] = []
+        buffer, pop = self._buffer, heapq.heappop
         while self._marks and self._satisfied(self._marks[0][0]):
             mark, mark_offset = self._marks.popleft()
-            due = sorted((item for item in self._buffer.values() if item[0][0] <= mark.ts_event),
-                         key=lambda item: item[0])
-            for _, evaluation, input_partition, input_offset in due:
+            while buffer and buffer[0][0][0] <= mark.ts_event:
+                _, evaluation, input_partition, input_offset = pop(buffer)
                 bar = evaluation.bar
-                del self._buffer[bar.event_id]
+                self._buffered.discard(bar.event_id)
                 self._released_ts[bar.symbol] = bar.ts_event
                 out.append(Released(evaluation, input_partition, input_offset, mark_offset))
         return out
