@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from agents.context import Context
 from agents.stage import NOTHING
-from schemas import Bar, FillExecuted, PortfolioValued, PositionChanged
+from schemas import Bar, BrokerStateAdopted, FillExecuted, PortfolioValued, PositionChanged
 
 ZERO = Decimal(0)
 DRAWDOWN_PLACES = Decimal("0.000000000001")
@@ -77,7 +77,8 @@ class PortfolioStage:
         self.last_ts: int | None = None
 
     def routes(self):
-        return {Bar: self.on_bar, FillExecuted: self.on_fill}
+        return {Bar: self.on_bar, FillExecuted: self.on_fill,
+                BrokerStateAdopted: self.on_adopted}
 
     # -- market data -------------------------------------------------------------------
     def on_bar(self, bar: Bar):
@@ -115,6 +116,21 @@ class PortfolioStage:
                                 quantity=sleeve.quantity, avg_price=sleeve.avg_price(),
                                 realized_pnl=sleeve.realized, fill_id=fill.fill_id,
                                 account_quantity=net),)
+
+    # -- a live run that starts from the broker's state --------------------------------
+    def on_adopted(self, adopted: BrokerStateAdopted):
+        """Take the broker's cash as ours. Its positions came just before, as execution's
+        adoption fills at their average entry price; until a bar marks them, they are
+        marked at the broker's price. The account is valued at once, so risk and sizing
+        start from the adopted equity, which is also the new high-water mark."""
+        cost = sum((p.quantity * p.avg_entry_price for p in adopted.positions), ZERO)
+        self.cash = adopted.cash
+        # Unrealized PnL (equity - initial - realized) is then marked value - cost basis.
+        self.initial_cash = adopted.cash + cost
+        for position in adopted.positions:
+            self.marks.setdefault(position.symbol, float(position.mark))
+        self.high_water_mark = ZERO
+        return (self._valuation(adopted, adopted.ts_event),)
 
     def finish(self, last_event):
         if last_event is None or self.last_ts is None:

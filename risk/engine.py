@@ -1,10 +1,11 @@
 """RiskStage: the fail-closed pre-trade risk engine as a pure pipeline stage.
 
 Every SubmitOrder gets exactly one decision (OrderApproved + PlaceOrder, or OrderDenied)
-listing every check. Halts (drawdown, daily loss, kill switch) are TradingStateChanged
-events and are lifted only by an explicit event: HaltReleased, KillSwitchReleased, or -
-for the daily-loss REDUCING state - the first valuation of a new New York trading date,
-which itself emits a TradingStateChanged saying so.
+listing every check. Halts (drawdown, daily loss, kill switch, a live start's
+reconciliation) are TradingStateChanged events and are lifted only by an explicit event:
+HaltReleased, KillSwitchReleased, ReconciliationAcknowledged, or - for the daily-loss
+REDUCING state - the first valuation of a new New York trading date, which itself emits a
+TradingStateChanged saying so.
 
 The stage assumes one ordered stream per account (DESIGN rule 4): it does not filter
 events by account, and its outputs carry `ctx.account`.
@@ -23,12 +24,17 @@ from risk.state import (
     DAILY_LOSS,
     DRAWDOWN,
     KILL_SWITCH,
+    RECONCILIATION,
     AccountBook,
     Halt,
     TradingDay,
     TradingState,
 )
-from schemas.control import HaltReleased, KillSwitchEngaged, KillSwitchReleased, LimitChanged
+from schemas.broker import RECONCILED_HALTED, ReconciliationCompleted
+from schemas.control import (
+    HaltReleased, KillSwitchEngaged, KillSwitchReleased, LimitChanged,
+    ReconciliationAcknowledged,
+)
 from schemas.fills import FillExecuted
 from schemas.header import Event
 from schemas.market import Bar
@@ -41,7 +47,7 @@ _TERMS = tuple(f for f in SubmitOrder.__struct_fields__ if f not in Event.__stru
 # Header index of the start-of-run kill-switch announcement; the decision uses 0 and the
 # PlaceOrder 1, so this never collides with them.
 _START_INDEX = 2
-# Halts that HaltReleased may lift; the kill switch needs its own release.
+# Halts that HaltReleased may lift; the kill switch and reconciliation need their own.
 _RELEASABLE = (DRAWDOWN, DAILY_LOSS)
 
 
@@ -94,6 +100,8 @@ class RiskStage:
             KillSwitchReleased: self._on_kill_switch_released,
             HaltReleased: self._on_halt_released,
             LimitChanged: self._on_limit_changed,
+            ReconciliationCompleted: self._on_reconciliation,
+            ReconciliationAcknowledged: self._on_reconciliation_acknowledged,
             SubmitOrder: self._on_order_request,
         }
 
@@ -198,6 +206,24 @@ class RiskStage:
             if not due:
                 reason = f"release: no drawdown or daily-loss halt to lift ({reason})"
             out.append(self._lift(command, len(out), due, reason))
+        return out
+
+    def _on_reconciliation(self, done: ReconciliationCompleted) -> Sequence[Event]:
+        """A live start that found differences with the broker halts, under a reason of
+        its own, until the operator acknowledges them."""
+        out = self._begin(done)
+        if done.resolution == RECONCILED_HALTED:
+            detail = (f"{done.differences} difference(s) with the broker at start; until "
+                      f"acknowledged (firetape control ack-reconciliation)")
+            out.append(self._engage(done, len(out), Halt(RECONCILIATION, detail)))
+        return out
+
+    def _on_reconciliation_acknowledged(self, command: ReconciliationAcknowledged
+                                        ) -> Sequence[Event]:
+        out = self._begin(command)
+        out.append(self._lift(command, len(out), (RECONCILIATION,),
+                              f"reconciliation acknowledged by "
+                              f"{command.operator or 'operator'}: {command.reason}"))
         return out
 
     def _on_limit_changed(self, command: LimitChanged) -> Sequence[Event]:

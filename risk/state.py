@@ -20,7 +20,9 @@ from schemas.risk import ACTIVE, HALTED, REDUCING
 KILL_SWITCH = "kill_switch"
 DRAWDOWN = "drawdown"
 DAILY_LOSS = "daily_loss"
-_STATE_OF_REASON = {KILL_SWITCH: HALTED, DRAWDOWN: HALTED, DAILY_LOSS: REDUCING}
+RECONCILIATION = "reconciliation"   # a live start found differences with the broker
+_STATE_OF_REASON = {KILL_SWITCH: HALTED, DRAWDOWN: HALTED, DAILY_LOSS: REDUCING,
+                    RECONCILIATION: HALTED}
 
 ZERO = Decimal(0)
 # The exchange calendar the daily-loss date and regular hours follow.

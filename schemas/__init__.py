@@ -4,11 +4,13 @@ Every event starts with the header of `schemas.header.Event`. Decoders ignore un
 fields, so an old consumer survives a newer producer; new fields are appended with defaults.
 """
 from schemas.broker import (
+    AdoptedPosition,
     BrokerAccountDetected,
     BrokerBalanceRead,
     BrokerOrderRefused,
     BrokerOrderSubmitted,
     BrokerOrderTimes,
+    BrokerStateAdopted,
     BrokerTradeUpdate,
     ReconciliationCompleted,
     ReconciliationDifference,
@@ -18,6 +20,7 @@ from schemas.control import (
     KillSwitchEngaged,
     KillSwitchReleased,
     LimitChanged,
+    ReconciliationAcknowledged,
     StrategyDisabled,
     StrategyEnabled,
 )
@@ -41,11 +44,13 @@ from schemas.risk import CheckResult, OrderApproved, OrderDenied, TradingStateCh
 from schemas.signals import SignalGenerated, StrategyFailed
 
 __all__ = [
-    "Bar", "BrokerAccountDetected", "BrokerBalanceRead", "BrokerOrderRefused",
-    "BrokerOrderSubmitted", "BrokerOrderTimes", "BrokerTradeUpdate", "CheckResult", "DeadLettered", "Event", "FillExecuted", "HaltReleased",
-    "KillSwitchEngaged", "KillSwitchReleased", "LimitChanged", "OrderAccepted", "OrderApproved",
-    "OrderCanceled", "OrderDenied", "OrderExpired", "OrderFilled", "OrderPartiallyFilled",
-    "OrderRejected", "OrderSubmitted", "PlaceOrder", "PortfolioValued", "PositionChanged", "Quote",
-    "SignalGenerated", "StrategyDisabled", "StrategyEnabled", "StrategyFailed", "SubmitOrder",
-    "ReconciliationCompleted", "ReconciliationDifference", "TradeTick", "TradingStateChanged",
+    "AdoptedPosition", "Bar", "BrokerAccountDetected", "BrokerBalanceRead",
+    "BrokerOrderRefused", "BrokerOrderSubmitted", "BrokerOrderTimes", "BrokerStateAdopted",
+    "BrokerTradeUpdate", "CheckResult", "DeadLettered", "Event", "FillExecuted",
+    "HaltReleased", "KillSwitchEngaged", "KillSwitchReleased", "LimitChanged", "OrderAccepted",
+    "OrderApproved", "OrderCanceled", "OrderDenied", "OrderExpired", "OrderFilled",
+    "OrderPartiallyFilled", "OrderRejected", "OrderSubmitted", "PlaceOrder", "PortfolioValued",
+    "PositionChanged", "Quote", "ReconciliationAcknowledged", "ReconciliationCompleted",
+    "ReconciliationDifference", "SignalGenerated", "StrategyDisabled", "StrategyEnabled",
+    "StrategyFailed", "SubmitOrder", "TradeTick", "TradingStateChanged",
 ]

@@ -1,5 +1,6 @@
 """What a real broker tells us, recorded as events: the account it confirmed, start-up
-reconciliation, order submission outcomes, trade updates, and its own clock per update.
+reconciliation (and the broker state adopted), order submission outcomes, trade updates,
+and its own clock per update.
 
 Everything a broker says enters the pipeline as an input event on the `broker.reports`
 topic (the runtime records it before any stage sees it), so a replay of a live run feeds
@@ -14,10 +15,16 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import msgspec
+
 from schemas.header import Event
 
 PAPER = "paper"
 LIVE = "live"
+# ReconciliationCompleted.resolution
+RECONCILED_CLEAN = "clean"
+RECONCILED_HALTED = "halted"
+RECONCILED_ADOPTED = "adopted"
 
 
 class BrokerAccountDetected(Event, frozen=True, kw_only=True, gc=False):
@@ -71,6 +78,27 @@ class ReconciliationCompleted(Event, frozen=True, kw_only=True, gc=False):
     account: str
     differences: int
     resolution: str
+
+
+class AdoptedPosition(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One broker position taken into the run's state, in the sleeve of `strategy`
+    ("": unattributed, when earlier runs' sleeves do not add up to the broker's)."""
+
+    symbol: str
+    quantity: Decimal          # signed: negative for a short
+    avg_entry_price: Decimal   # the broker's, the price the adoption books it at
+    mark: Decimal              # the broker's current price, until a bar marks it
+    strategy: str = ""
+
+
+class BrokerStateAdopted(Event, frozen=True, kw_only=True, gc=False):
+    """The run starts from the broker's state (`reconciliation = "adopt"`): its cash and
+    every position it holds. Execution books the positions as adoption fills at their
+    average entry price; the portfolio then takes the broker's cash as its own."""
+
+    account: str
+    cash: Decimal
+    positions: tuple[AdoptedPosition, ...] = ()
 
 
 class BrokerOrderSubmitted(Event, frozen=True, kw_only=True, gc=False):

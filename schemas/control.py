@@ -22,6 +22,15 @@ class HaltReleased(Event, frozen=True, kw_only=True, gc=False):
     operator: str = ""
 
 
+class ReconciliationAcknowledged(Event, frozen=True, kw_only=True, gc=False):
+    """The operator accepts the differences start-up reconciliation found: lifts the
+    reconciliation halt, and only that one (a kill switch stays engaged)."""
+
+    account: str
+    reason: str
+    operator: str = ""
+
+
 class LimitChanged(Event, frozen=True, kw_only=True, gc=False):
     """Set one risk limit by its config name (e.g. max_gross_exposure) to `value`."""
 

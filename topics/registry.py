@@ -57,7 +57,8 @@ REGISTRY: tuple[TopicSpec, ...] = (
               "portfolio", ("risk", "allocator", "audit"), "positions after fills; valuations"),
     TopicSpec("control", "account",
               (s.KillSwitchEngaged, s.KillSwitchReleased, s.HaltReleased, s.LimitChanged,
-               s.StrategyEnabled, s.StrategyDisabled), 1, "compact", -1, "operator",
+               s.StrategyEnabled, s.StrategyDisabled, s.ReconciliationAcknowledged), 1,
+              "compact", -1, "operator",
               ("risk", "strategy", "audit"), "operator commands, read by every agent"),
     TopicSpec("dlq", "source_topic", (s.DeadLettered,), 1, "delete", -1, "any",
               ("audit",), "undecodable or invalid records, with the reason and original bytes"),
@@ -67,8 +68,10 @@ REGISTRY: tuple[TopicSpec, ...] = (
     TopicSpec("broker.reports", "account",
               (s.BrokerAccountDetected, s.BrokerBalanceRead, s.ReconciliationDifference,
                s.ReconciliationCompleted, s.BrokerOrderSubmitted, s.BrokerOrderRefused,
-               s.BrokerTradeUpdate), 4, "delete", -1, "broker", ("execution", "audit"),
-              "the broker's reports: account, reconciliation, submit outcomes, trade updates"),
+               s.BrokerTradeUpdate, s.BrokerStateAdopted), 4, "delete", -1, "broker",
+              ("execution", "portfolio", "risk", "audit"),
+              "the broker's reports: account, reconciliation, adopted state, submit outcomes, "
+              "trade updates"),
 )
 
 _BY_NAME = {t.name: t for t in REGISTRY}

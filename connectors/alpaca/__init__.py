@@ -7,14 +7,16 @@ One job per module:
     timeframes  Alpaca's bar timeframes and when such a bar closes
     credentials keys from the environment, masked everywhere
     transport   one rate-limited, mapped, retried request; HTTP timeouts
-    ratelimit   token bucket under the per-account limit; 429 backoff
+    ratelimit   token bucket under the per-account limit, tokens reserved for orders;
+                429 backoff
     client      trading calls; idempotent submit (lookup by client order id first)
     executor    the calls awaited from asyncio in bounded pools with timeouts
-    history     historical bars, paged
+    history     historical bars, paged (the fetch, and the bar stream's backfill)
     fetch       `firetape fetch alpaca`: resumable chunked Parquet download
     account     paper/live guard
     balance     equity/buying-power minimum, fail-closed
-    reconcile   start-up reconciliation against the event-sourced state
+    reconcile   start-up reconciliation against the event-sourced state; the halt, or
+                the broker's state to adopt
     inbox       operator commands for a running session (ack-reconciliation)
     execution   the pure execution stage for Alpaca (replaces the paper broker)
     reports     Alpaca's answers as broker-report input events (schemas/broker.py)

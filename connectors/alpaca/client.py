@@ -95,17 +95,21 @@ class AlpacaTrading:
                           list[wire.Order])
 
     def orders_since(self, after: str) -> list[wire.Order]:
-        """Every order (any status) updated after `after` (RFC 3339), oldest first: the
-        source of the backfill after a trade-stream disconnect."""
-        params = {"status": "all", "after": after, "direction": "asc", "limit": 500}
+        """Every order (any status) updated after `after` (RFC 3339), oldest first, with
+        bracket/OTO legs nested under their parent: the source of the backfill after a
+        trade-stream disconnect."""
+        params = {"status": "all", "after": after, "direction": "asc", "limit": 500,
+                  "nested": "true"}
         return self._read(lambda: self._api.get("/orders", params), list[wire.Order])
 
-    def order_by_client_id(self, client_order_id: str) -> wire.Order | None:
-        """GET /v2/orders:by_client_order_id; None when Alpaca has no such order (404)."""
+    def order_by_client_id(self, client_order_id: str, *,
+                           for_submit: bool = False) -> wire.Order | None:
+        """GET /v2/orders:by_client_order_id; None when Alpaca has no such order (404).
+        `for_submit`: the lookup of a submission, under the rate limit's order reserve."""
         try:
-            return self._read(lambda: self._api.get("/orders:by_client_order_id",
-                                                    {"client_order_id": client_order_id}),
-                              wire.Order)
+            return self._runner.read(lambda: self._api.get(
+                "/orders:by_client_order_id", {"client_order_id": client_order_id}),
+                wire.Order, priority=for_submit)
         except BrokerRefused as refused:
             if refused.status == 404:
                 return None
@@ -126,11 +130,12 @@ class AlpacaTrading:
         last: Exception | None = None
         for attempt in range(self._attempts):
             if attempt or self._lookup_first:
-                existing = self.order_by_client_id(order.client_order_id)
+                existing = self.order_by_client_id(order.client_order_id, for_submit=True)
                 if existing is not None:
                     return SubmitOutcome(existing, existing=True, attempts=attempt + 1)
             try:
-                raw = self._call(lambda: self._api.post("/orders", body))
+                raw = self._runner.call(lambda: self._api.post("/orders", body),
+                                        priority=True)
                 return SubmitOutcome(msgspec.convert(raw, wire.Order, strict=False),
                                      attempts=attempt + 1)
             except RateLimited as limited:
@@ -141,7 +146,8 @@ class AlpacaTrading:
                 self._sleep(self._backoff.delay(attempt))
             except BrokerRefused as refused:
                 if _DUPLICATE in refused.message:
-                    existing = self.order_by_client_id(order.client_order_id)
+                    existing = self.order_by_client_id(order.client_order_id,
+                                                       for_submit=True)
                     if existing is not None:
                         return SubmitOutcome(existing, existing=True, attempts=attempt + 1)
                 return SubmitOutcome(None, rejection=refused.message or str(refused),
@@ -153,6 +159,3 @@ class AlpacaTrading:
 
     def _read(self, request: Callable[[], Any], into: type[T]) -> T:
         return self._runner.read(request, into)
-
-    def _call(self, request: Callable[[], Any]) -> Any:
-        return self._runner.call(request)

@@ -27,6 +27,7 @@ class AlpacaConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     reconciliation: str = HALT           # halt: HALTED until acknowledged; adopt: broker wins
     rate_limit_per_minute: int = 200     # Alpaca's per-account limit, all endpoints together
     rate_limit_burst: int = 10
+    rate_limit_order_reserve: int = 2    # tokens reads leave for orders (one submission)
     http_timeout_seconds: float = 10.0   # one HTTP request
     call_timeout_seconds: float = 20.0   # one call as the runtime awaits it, retries included
     data_feed: str = "iex"               # iex (free) or sip (paid subscription)
@@ -49,5 +50,8 @@ class AlpacaConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError("alpaca.minimum_balance: must be >= 0")
         if self.rate_limit_per_minute <= 0:
             raise ValueError("alpaca.rate_limit_per_minute: must be positive")
+        if not 0 <= self.rate_limit_order_reserve < max(self.rate_limit_burst, 1):
+            raise ValueError("alpaca.rate_limit_order_reserve: must be >= 0 and less than "
+                             "rate_limit_burst (reads need a token too)")
         if self.data_feed not in ("iex", "sip"):
             raise ValueError(f"alpaca.data_feed: must be 'iex' or 'sip', got {self.data_feed!r}")

@@ -13,6 +13,7 @@ consumer at all (`outbox=None`: nothing is kept).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 
 from agents.context import Context
 from agents.stage import NOTHING, Handler
@@ -22,10 +23,15 @@ from connectors.alpaca.config import AlpacaConfig
 from connectors.alpaca.parse import trade_update_events
 from schemas.broker import (
     PAPER, BrokerAccountDetected, BrokerBalanceRead, BrokerOrderRefused, BrokerOrderSubmitted,
-    BrokerTradeUpdate,
+    BrokerStateAdopted, BrokerTradeUpdate,
 )
+from schemas.fills import FillExecuted
 from schemas.header import Event
-from schemas.orders import OrderAccepted, OrderRejected, OrderSubmitted, PlaceOrder
+from schemas.orders import (
+    BUY, SELL, OrderAccepted, OrderRejected, OrderSubmitted, PlaceOrder,
+)
+
+ZERO = Decimal(0)
 
 # Header index of a rejection; OrderSubmitted uses 0, so the two never share an id.
 _REJECTION_INDEX = -1
@@ -46,6 +52,9 @@ class AlpacaExecution:
         # Every order this stage sent, by client order id: a trade update names only the
         # client order id, and the PlaceOrder supplies the strategy and correlation chain.
         self._placed: dict[str, PlaceOrder] = {}
+        # Bracket/OTO legs Alpaca creates under its own client order ids, mapped to their
+        # parent's: a leg's fill belongs to the parent's strategy and correlation chain.
+        self._legs: dict[str, str] = {}
         # OrderAccepted comes from whichever says so first, the submit answer or the
         # "new" trade update; the other must not accept the order a second time.
         self._accepted: set[str] = set()
@@ -59,6 +68,7 @@ class AlpacaExecution:
             BrokerOrderSubmitted: self.on_submitted,
             BrokerOrderRefused: self.on_refused,
             BrokerTradeUpdate: self.on_trade_update,
+            BrokerStateAdopted: self.on_adopted,
         }
 
     def finish(self, last_event: Event | None) -> Sequence[Event]:
@@ -119,13 +129,32 @@ class AlpacaExecution:
                               account=report.account, symbol=report.symbol,
                               reason=f"refused by Alpaca: {report.reason}"),)
 
+    def on_adopted(self, adopted: BrokerStateAdopted) -> Sequence[Event]:
+        """The broker's positions as adoption fills at their average entry price, each in
+        its sleeve, so portfolio, risk and allocator take them in like any fill."""
+        fills = []
+        for index, position in enumerate(adopted.positions):
+            header = self._ctx.header(adopted, index)
+            fills.append(FillExecuted(
+                **header, fill_id=f"adopt-{header['event_id']}",
+                client_order_id=f"adopt-{position.symbol}", broker_order_id="",
+                account=adopted.account, strategy=position.strategy, symbol=position.symbol,
+                side=BUY if position.quantity > 0 else SELL, quantity=abs(position.quantity),
+                price=position.avg_entry_price, commission=ZERO, leaves_quantity=ZERO))
+        return fills
+
     def on_trade_update(self, report: BrokerTradeUpdate) -> Sequence[Event]:
         """The update's lifecycle and fill events, then the broker's times beside ours."""
         update = wire.trade_update_decoder.decode(report.update)
         client_id = update.order.client_order_id
-        translation = trade_update_events(update, self._placed.get(client_id), self._ctx,
-                                          report.account, self.account_type,
-                                          report.received_ns)
+        placed = self._placed.get(client_id) or self._placed.get(self._legs.get(client_id, ""))
+        if placed is not None:
+            # The parent's updates carry its legs (their ids are Alpaca's, not ours); they
+            # come before any leg can fill, since legs wait for the parent's fill.
+            for leg in update.order.legs or ():
+                self._legs.setdefault(leg.client_order_id, placed.client_order_id)
+        translation = trade_update_events(update, placed, self._ctx, report.account,
+                                          self.account_type, report.received_ns)
         events: list[Event] = []
         for event in translation.events:
             if isinstance(event, OrderAccepted):

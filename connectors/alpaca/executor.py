@@ -3,8 +3,8 @@
 alpaca-py blocks; the live runtime is asyncio. Every call runs in a bounded thread pool
 and the caller waits at most `timeout` seconds (retries and backoff included). Orders
 have a pool of their own, so a submission never queues behind reads (account refreshes,
-backfills) and a slow broker call never stalls the market-data stream, which never
-touches these pools at all.
+backfills) and a slow broker call never stalls the market-data stream, which touches
+the read pool only for its bar backfill after a reconnect.
 
 A timed-out call keeps running in its thread until its HTTP timeout; its outcome is
 unknown, which is exactly the case the idempotent submit and the stream backfill handle.
@@ -14,23 +14,29 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from connectors.alpaca import wire
 from connectors.alpaca.client import AlpacaTrading, SubmitOutcome
-from connectors.alpaca.errors import BrokerTimeout
+from connectors.alpaca.errors import BrokerTimeout, BrokerUnavailable
+from connectors.alpaca.history import AlpacaHistory
+from connectors.alpaca.timeframes import Timeframe
 from schemas.orders import PlaceOrder
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 20.0
+_NS = 1_000_000_000
 
 
 class AsyncAlpaca:
     """Awaitable facade over AlpacaTrading with bounded pools and timeouts."""
 
-    def __init__(self, trading: AlpacaTrading, *, order_workers: int = 2,
-                 read_workers: int = 2, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, trading: AlpacaTrading, *, history: AlpacaHistory | None = None,
+                 order_workers: int = 2, read_workers: int = 2,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
         self.trading = trading
+        self.history = history
         self.timeout = timeout
         self._orders = ThreadPoolExecutor(order_workers, thread_name_prefix="alpaca-order")
         self._reads = ThreadPoolExecutor(read_workers, thread_name_prefix="alpaca-read")
@@ -51,6 +57,24 @@ class AsyncAlpaca:
 
     async def orders_since(self, after: str) -> list[wire.Order]:
         return await self._run(self._reads, "orders since", self.trading.orders_since, after)
+
+    async def bars_between(self, symbols: list[str], timeframe: Timeframe, start_ns: int,
+                           end_ns: int, feed: str = "iex"
+                           ) -> list[tuple[str, wire.HistoricalBar]]:
+        """Every historical bar of `symbols` starting in [start, end] (all pages), as
+        (symbol, bar) pairs: the source of the backfill after a market-data disconnect."""
+        if self.history is None:
+            raise BrokerUnavailable("no market-data client to backfill bars from")
+        history = self.history
+
+        def fetch() -> list[tuple[str, wire.HistoricalBar]]:
+            start = datetime.fromtimestamp(start_ns // _NS, UTC)
+            end = datetime.fromtimestamp(-(-end_ns // _NS), UTC)
+            return [(symbol, bar)
+                    for page in history.bars(symbols, timeframe, start, end, feed)
+                    for symbol, series in (page.bars or {}).items() for bar in series]
+
+        return await self._run(self._reads, "bars", fetch)
 
     async def _run(self, pool: ThreadPoolExecutor, what: str, fn: Callable[..., T],
                    *args: Any) -> T:

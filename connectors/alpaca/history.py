@@ -32,7 +32,9 @@ class AlpacaHistory:
                                               credentials.secret_key.reveal(), raw_data=True,
                                               url_override=self.base_url)
         bound_session(self._api, http_timeout)
-        self._runner = RequestRunner(self.base_url, bucket, sleep=sleep)
+        # Market data has no orders to keep tokens for.
+        self._runner = RequestRunner(self.base_url, bucket or TokenBucket(reserve=0),
+                                     sleep=sleep)
 
     def __repr__(self) -> str:
         return f"AlpacaHistory({self.base_url})"

@@ -66,6 +66,13 @@ def stream_bar_event(bar: wire.StreamBar, run_id: str, received_ns: int,
                open=bar.o, high=bar.h, low=bar.l, close=bar.c, volume=bar.v)
 
 
+def stream_bar_of(symbol: str, bar: wire.HistoricalBar) -> wire.StreamBar:
+    """A historical bar as the stream would have sent it: the backfill after a market-data
+    disconnect delivers it through the same path, so it gets the same event id."""
+    return wire.StreamBar(S=symbol, o=bar.o, h=bar.h, l=bar.l, c=bar.c, v=bar.v, t=bar.t,
+                          n=bar.n, vw=bar.vw)
+
+
 def bars_frame(bars: Mapping[str, list[wire.HistoricalBar]], timeframe: Timeframe,
                source: str = "alpaca") -> BarFrame:
     """Historical bars by symbol as a BarFrame (close-stamped, sorted), for write_bars."""
@@ -133,7 +140,8 @@ def trade_update_events(update: wire.TradeUpdate, placed: PlaceOrder | None, ctx
 
     `placed` is the PlaceOrder with this client order id if firetape sent it (it supplies
     the strategy and the correlation chain); None for an order placed elsewhere, whose
-    events still go out, with strategy "" so the portfolio and audit see them.
+    events still go out, with strategy "" so the portfolio and audit see them. (For a
+    bracket leg, the caller passes the parent's PlaceOrder.)
     Updates that change nothing for the pipeline (pending_new, accepted, done_for_day,
     pending_cancel, replaced, ...) give no events, only the broker times.
     """
@@ -225,7 +233,8 @@ def missed_updates(order: wire.Order, seen: SeenOrder | None) -> list[wire.Trade
     """
     seen = seen or SeenOrder(ZERO, ZERO, "")
     updates: list[wire.TradeUpdate] = []
-    if seen.status == "" and order.status not in ("pending_new", "rejected"):
+    # A "held" bracket leg is not working yet: it becomes "new" when its parent fills.
+    if seen.status == "" and order.status not in ("pending_new", "rejected", "held"):
         updates.append(wire.TradeUpdate(event="new", order=order,
                                         timestamp=order.submitted_at or order.updated_at))
     missed = order.filled_qty - seen.filled_qty

@@ -13,11 +13,17 @@ alpaca-py's StockDataStream/TradingStream are not used: they reconnect on their 
 no hook to backfill what was missed, and use the deprecated websockets.legacy API.
 
 A dropped connection is retried with exponential backoff (reset after a successful
-subscription). Market data missed while disconnected is not backfilled here (the bar
-after the gap simply arrives); trade updates are: after every (re)connection the orders
-endpoint is read and `parse.missed_updates` turns what changed into the updates the
-stream would have sent, and live updates that repeat them are dropped
-(`parse.already_seen`). Authentication failures are not retried: they will not heal.
+subscription and backfill). What was missed while disconnected is backfilled once the
+new connection is subscribed (so nothing falls between the two; live messages wait in
+the socket meanwhile):
+- bars from the historical bars endpoint (`bars_between`): every bar of the gap that has
+  closed, in time order, each symbol from just after the last bar delivered for it;
+  a bar at or before a symbol's last delivered one (the backfill's, or a live copy of
+  it) is dropped, so no bar is delivered twice;
+- trade updates from the orders endpoint: `parse.missed_updates` turns what changed into
+  the updates the stream would have sent, and live updates that repeat them are dropped
+  (`parse.already_seen`).
+Authentication failures are not retried: they will not heal.
 """
 from __future__ import annotations
 
@@ -27,14 +33,18 @@ import time
 from collections.abc import Awaitable, Callable
 
 import msgspec
+import structlog
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from connectors.alpaca import wire
 from connectors.alpaca.credentials import AlpacaCredentials
-from connectors.alpaca.errors import AlpacaError
-from connectors.alpaca.parse import SeenOrder, already_seen, missed_updates, seen_after
+from connectors.alpaca.errors import AlpacaError, BrokerRefused, BrokerUnavailable
+from connectors.alpaca.parse import (
+    SeenOrder, already_seen, missed_updates, rfc3339_ns, seen_after, stream_bar_of,
+)
 from connectors.alpaca.ratelimit import Backoff
+from connectors.alpaca.timeframes import Timeframe, parse_timeframe
 
 DATA_STREAM_URL = "wss://stream.data.alpaca.markets/v2/iex"
 PAPER_TRADING_STREAM_URL = "wss://paper-api.alpaca.markets/stream"
@@ -43,7 +53,12 @@ _data_messages = msgspec.json.Decoder(list[msgspec.Raw])
 _data_message = msgspec.json.Decoder(wire.DataMessage)
 _RETRYABLE = (ConnectionClosed, OSError, InvalidHandshake, asyncio.TimeoutError)
 
+logger = structlog.get_logger("firetape.alpaca.stream")
+
 OnBar = Callable[[wire.StreamBar, int], Awaitable[None]]
+# (symbols, start_ns, end_ns) -> every historical bar starting in [start, end], by symbol.
+BarsBetween = Callable[[list[str], int, int],
+                       Awaitable[list[tuple[str, wire.HistoricalBar]]]]
 OnUpdate = Callable[[wire.TradeUpdate, int, bool], Awaitable[None]]
 OrdersSince = Callable[[str], Awaitable[list[wire.Order]]]
 
@@ -109,16 +124,29 @@ class _Reconnecting:
 
 
 class BarStream(_Reconnecting):
-    """Live bars of `symbols`; `on_bar(bar, received_ns)` for each."""
+    """Live bars of `symbols`; `on_bar(bar, received_ns)` for each, never twice.
+
+    With `bars_between` (the historical bars endpoint), every reconnection backfills the
+    bars that closed while disconnected before any live bar is taken.
+    """
 
     def __init__(self, credentials: AlpacaCredentials, symbols: list[str], on_bar: OnBar, *,
                  url: str = DATA_STREAM_URL, backoff: Backoff | None = None,
                  max_reconnects: int | None = None, handshake_timeout: float = 10.0,
+                 bars_between: BarsBetween | None = None,
+                 timeframe: Timeframe | None = None,
                  clock: Callable[[], int] = time.time_ns) -> None:
         super().__init__(url, credentials, backoff, max_reconnects, handshake_timeout)
         self.symbols = symbols
         self._on_bar = on_bar
+        self._bars_between = bars_between
+        self._timeframe = timeframe or parse_timeframe("1Min")
         self._clock = clock
+        # Per symbol: the start time just after the last bar delivered (bars arrive in
+        # time order per symbol, so anything earlier is a repeat).
+        self._next_start: dict[str, int] = {}
+        self._first_subscribed_ns: int | None = None
+        self.backfilled = 0        # bars delivered by backfills (tests and metrics)
 
     async def _session(self, socket) -> None:
         await self._expect(socket, "connected")
@@ -126,20 +154,66 @@ class BarStream(_Reconnecting):
         await self._expect(socket, "authenticated")
         await socket.send(json.dumps({"action": "subscribe", "bars": self.symbols}))
         async for frame in socket:
-            received = self._clock()
             for raw in _data_messages.decode(frame):
                 try:
                     message = _data_message.decode(raw)
                 except msgspec.ValidationError:
                     continue    # trades, quotes, statuses...: not subscribed to or not used
                 if isinstance(message, wire.StreamBar):
-                    await self._on_bar(message, received)
+                    await self._deliver(message)
                 elif isinstance(message, wire.StreamSubscription):
+                    # Subscribed first, then backfilled: nothing falls between the two.
+                    await self._backfill()
                     self.connections += 1
                 elif isinstance(message, wire.StreamError):
                     raise AlpacaError(f"market-data stream error {message.code}: {message.msg}")
             if self.stopped.is_set():
                 return
+
+    async def _deliver(self, bar: wire.StreamBar) -> bool:
+        start = rfc3339_ns(bar.t)
+        if start < self._next_start.get(bar.S, start):
+            return False     # resent after a reconnect, or already backfilled
+        self._next_start[bar.S] = start + 1
+        await self._on_bar(bar, self._clock())
+        return True
+
+    async def _backfill(self) -> None:
+        """The bars that closed while disconnected, oldest first (none at the first
+        connection: the session starts there)."""
+        now = self._clock()
+        if self._first_subscribed_ns is None:
+            self._first_subscribed_ns = now
+            return
+        if self._bars_between is None:
+            return
+        # A symbol with no bar yet: from the bar that was open at the first subscription
+        # (the first one the stream would have sent).
+        since = self._first_subscribed_ns - self._timeframe.length_ns + 1
+        lower = {symbol: self._next_start.get(symbol, since) for symbol in self.symbols}
+        try:
+            found = await self._bars_between(list(self.symbols), min(lower.values()), now)
+        except BrokerRefused as refused:
+            # Will not heal by retrying (e.g. the data subscription): go on live, say so.
+            logger.warning("bars.backfill_refused", url=self.url, error=str(refused))
+            return
+        except BrokerUnavailable as unknown:
+            # Reconnect (with backoff) and try again: no live bar was taken meanwhile.
+            raise ConnectionError(f"bar backfill failed: {unknown}") from None
+        rank = {symbol: index for index, symbol in enumerate(self.symbols)}
+        missed = []
+        for symbol, bar in found:
+            start = rfc3339_ns(bar.t)
+            if (symbol in rank and start >= lower[symbol]
+                    and self._timeframe.close_ns(start) <= now):   # closed bars only
+                missed.append((start, rank[symbol], symbol, bar))
+        missed.sort(key=lambda item: item[:2])
+        delivered = 0
+        for _, _, symbol, bar in missed:
+            delivered += await self._deliver(stream_bar_of(symbol, bar))
+        self.backfilled += delivered
+        if delivered:
+            logger.info("bars.backfilled", bars=delivered, url=self.url)
 
     async def _expect(self, socket, wanted: str) -> None:
         for raw in _data_messages.decode(await self._recv(socket)):
@@ -203,9 +277,12 @@ class TradeUpdateStream(_Reconnecting):
     async def _backfill(self) -> None:
         if not self.session_start:
             return
-        for order in await self._orders_since(self.session_start):
-            for update in missed_updates(order, self.seen.get(order.id)):
-                await self._deliver(update, backfilled=True)
+        for parent in await self._orders_since(self.session_start):
+            # A parent first: its updates carry its legs, which tells the execution stage
+            # whose legs they are before any of them is reported filled.
+            for order in (parent, *(parent.legs or ())):
+                for update in missed_updates(order, self.seen.get(order.id)):
+                    await self._deliver(update, backfilled=True)
 
     async def _deliver(self, update: wire.TradeUpdate, backfilled: bool) -> None:
         seen = self.seen.get(update.order.id)

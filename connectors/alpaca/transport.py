@@ -62,12 +62,17 @@ class RequestRunner:
         self.attempts = attempts
         self.sleep = sleep
 
-    def read(self, request: Callable[[], Any], into: type[T]) -> T:
-        """A GET, decoded into `into`; retried on 429, 5xx, timeouts. 4xx raises BrokerRefused."""
+    def read(self, request: Callable[[], Any], into: type[T], *,
+             priority: bool = False) -> T:
+        """A GET, decoded into `into`; retried on 429, 5xx, timeouts. 4xx raises BrokerRefused.
+
+        `priority`: part of an order submission (the lookup), may use the order reserve.
+        """
         last: Exception | None = None
         for attempt in range(self.attempts):
             try:
-                return msgspec.convert(self.call(request), into, strict=False)
+                return msgspec.convert(self.call(request, priority=priority), into,
+                                       strict=False)
             except RateLimited as limited:
                 last = limited
                 self.sleep(self.backoff.delay(attempt, limited.reset_after))
@@ -76,9 +81,10 @@ class RequestRunner:
                 self.sleep(self.backoff.delay(attempt))
         raise BrokerUnavailable(f"Alpaca did not answer after {self.attempts} attempts: {last}")
 
-    def call(self, request: Callable[[], Any]) -> Any:
-        """One rate-limited request, with alpaca-py's and requests' errors mapped to ours."""
-        self.bucket.acquire()
+    def call(self, request: Callable[[], Any], *, priority: bool = False) -> Any:
+        """One rate-limited request, with alpaca-py's and requests' errors mapped to ours;
+        `priority` requests (orders) may take the bucket's order reserve."""
+        self.bucket.acquire(priority)
         try:
             return request()
         except APIError as error:

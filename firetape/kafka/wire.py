@@ -12,10 +12,9 @@ from typing import Union
 
 import msgspec
 
-from schemas.control import (HaltReleased, KillSwitchEngaged, KillSwitchReleased,
-                             LimitChanged, StrategyDisabled, StrategyEnabled)
 from schemas.market import Bar
 from schemas.signals import SignalGenerated, StrategyFailed
+from topics.registry import spec
 
 TYPE_HEADER = "type"
 EVENT_ID_HEADER = "event_id"
@@ -68,8 +67,9 @@ class Evaluation(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     events: list[Signal] = []
 
 
-Control = Union[KillSwitchEngaged, KillSwitchReleased, HaltReleased, LimitChanged,
-                StrategyEnabled, StrategyDisabled]
+# Every operator command the registry allows on `control` (so a new one can never be
+# undecodable in account.sequence).
+Control = Union[spec("control").values]
 
 
 class Sequenced(msgspec.Struct, frozen=True, tag=True, kw_only=True):

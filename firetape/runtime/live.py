@@ -4,7 +4,8 @@
 
 Start-up, before any input: the live guard (`confirm_account`), BrokerAccountDetected,
 then reconciliation of Alpaca's positions and open orders against the state folded from
-the earlier runs of the same run id (HALTED until acknowledged unless config adopts).
+the earlier runs of the same run id: HALTED until acknowledged or, when the config
+adopts, the broker's positions and cash taken as the run's starting state.
 
 Then one loop owns the EmbeddedBus (which stays synchronous and depth-first) and is its
 only caller. Producers put input events on one queue: the bar stream, the trade-update
@@ -14,7 +15,8 @@ the broker. Every input is stamped by an InputClock (strictly increasing ts_init
 is queued, so the queue order is recorded in the log and a replay restores it.
 
 The execution stage (AlpacaExecution) is pure: the loop drains its outbox after each
-input and sends what is there. Bars a reconnect delivers twice are taken once.
+input and sends what is there. After a market-data reconnect the bar stream backfills
+the bars missed from the historical bars endpoint; bars delivered twice are taken once.
 """
 from __future__ import annotations
 
@@ -48,14 +50,15 @@ from firetape.runtime.live_setup import (
 )
 from firetape.runtime.pipeline import build_stages
 from firetape.runtime.session import LOG_DIR, new_run_dir, write_meta
+from schemas.broker import BrokerStateAdopted
 from schemas.header import Event
 
 logger = structlog.get_logger("firetape.live")
 
 DRAIN_SECONDS = 5.0         # at shutdown: how long in-flight submissions may still answer
 # What earlier runs' logs say about positions and open orders, in the order
-# `local_state` needs (an order before its terminal update).
-_STATE_TOPICS = ("orders", "order.updates", "portfolio")
+# `local_state` needs (an order before its terminal update), and whether they adopted.
+_STATE_TOPICS = ("orders", "order.updates", "portfolio", "broker.reports")
 
 
 @dataclass
@@ -99,6 +102,7 @@ class LiveSession:
         self._timeframe = parse_timeframe(TIMEFRAME)
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._seen_bars: set[str] = set()
+        self._bar_stream: BarStream | None = None
         self._submissions: set[asyncio.Task] = set()
         self.submitted = 0
         self.bars = 0
@@ -108,7 +112,7 @@ class LiveSession:
 
     async def run(self) -> LiveResult:
         """Confirm, reconcile, loop until stopped, shut down; the run's result."""
-        broker = AsyncAlpaca(self._links.trading,
+        broker = AsyncAlpaca(self._links.trading, history=self._links.history,
                              timeout=self.config.alpaca.call_timeout_seconds)
         try:
             return await self._run(broker)
@@ -138,13 +142,16 @@ class LiveSession:
             bus = EmbeddedBus(build_stages(self.config, run_id, execution), log, run_id)
             self._take(bus, outbox, broker, reports.account_detected(
                 confirmed, ctx, self.account, self._clock.stamp()))
-            await self._reconcile(bus, outbox, broker, run_id, earlier)
+            await self._reconcile(bus, outbox, broker, run_id, earlier,
+                                  confirmed.account.cash)
             await self._loop(bus, outbox, broker, ctx, run_dir)
             bus.finish()
             log.flush()
             digests = log.digests()
+        backfilled = self._bar_stream.backfilled if self._bar_stream is not None else 0
         meta.update(completed=True, counts=bus.counts(), digests=digests,
                     dead_letters=bus.dead_letters, bars_processed=self.bars,
+                    bars_backfilled=backfilled,
                     inputs=self.inputs, submissions=self.submitted)
         write_meta(run_dir, meta)
         logger.info("live.finished", run_id=run_id, bars=self.bars, inputs=self.inputs,
@@ -153,15 +160,24 @@ class LiveSession:
                           bus.dead_letters, self.submitted, meta)
 
     async def _reconcile(self, bus, outbox, broker: AsyncAlpaca, run_id: str,
-                         earlier: list[Path]) -> None:
+                         earlier: list[Path], cash) -> None:
         """Alpaca's positions and open orders against the earlier runs' logs (same run
-        id), as recorded inputs: differences, the summary, and the halt unless adopted."""
+        id), as recorded inputs: differences, the summary, and the halt, or, when the
+        config adopts, the broker's positions and `cash` as the run's starting state."""
         positions = await broker.positions()
         open_orders = await broker.open_orders()
         local = local_state_of_runs(logged_events(run, _STATE_TOPICS) for run in earlier)
         events = reconcile(positions, open_orders, local,
                            Context(run_id, "reconciliation", self.account), self.account,
-                           self.config.alpaca.reconciliation, self._wall())
+                           self.config.alpaca.reconciliation, self._wall(), cash)
+        held = {p.symbol for e in events if isinstance(e, BrokerStateAdopted)
+                for p in e.positions}
+        if held - set(self.request.symbols):
+            # No bars for them: no marks beyond Alpaca's price and no return history, so
+            # risk's VaR checks deny every order (fail-closed) until they are streamed.
+            logger.warning("live.adopted_not_streamed",
+                           symbols=sorted(held - set(self.request.symbols)),
+                           hint="add them to --symbols")
         for event in events:
             # Each input gets its own stamp: the replay order is the stamp order.
             self._take(bus, outbox, broker,
@@ -173,7 +189,9 @@ class LiveSession:
                     run_dir: Path) -> None:
         bars = BarStream(self._credentials, list(self.request.symbols),
                          self._on_bar_factory(ctx.run_id), url=self._links.data_stream_url,
-                         backoff=self._links.backoff)
+                         backoff=self._links.backoff, bars_between=self._bars_between(broker),
+                         timeframe=self._timeframe, clock=self._wall)
+        self._bar_stream = bars
         # The trade-update backfill reaches back to this session's start.
         session_start = datetime.fromtimestamp(self._wall() / 1e9, UTC).strftime(
             "%Y-%m-%dT%H:%M:%SZ")
@@ -244,6 +262,16 @@ class LiveSession:
             self.bars += 1
             self._put(event)
         return on_bar
+
+    def _bars_between(self, broker: AsyncAlpaca):
+        """The bar stream's backfill source, or None without a market-data client."""
+        if self._links.history is None:
+            return None
+        feed = self.config.alpaca.data_feed
+
+        async def bars_between(symbols: list[str], start_ns: int, end_ns: int):
+            return await broker.bars_between(symbols, self._timeframe, start_ns, end_ns, feed)
+        return bars_between
 
     def _on_update_factory(self, ctx: Context):
         async def on_update(update, received_ns: int, backfilled: bool) -> None:

@@ -1,8 +1,9 @@
 """What a live session is before it starts: the request, where to connect, its run id and
-its run.json. No I/O here beyond building the (lazy) HTTP client."""
+its run.json. No I/O here beyond building the (lazy) HTTP clients."""
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from connectors.alpaca.account import BROKER_LIVE, ConfirmedAccount
 from connectors.alpaca.client import AlpacaTrading
 from connectors.alpaca.credentials import AlpacaCredentials
+from connectors.alpaca.history import AlpacaHistory
 from connectors.alpaca.ratelimit import Backoff, TokenBucket
 from connectors.alpaca.stream import LIVE_TRADING_STREAM_URL, PAPER_TRADING_STREAM_URL
 from firetape import __version__
@@ -18,6 +20,7 @@ from firetape.runtime.live_inputs import LIVE_MODE
 from firetape.runtime.session import make_run_id
 
 TIMEFRAME = "1Min"          # Alpaca streams minute bars
+DATA_URL_VAR = "APCA_API_DATA_URL"   # Alpaca's own variable for the market-data base URL
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class LiveConnections:
     data_stream_url: str
     trading_stream_url: str
     backoff: Backoff | None = None
+    # Historical bars, to backfill a market-data disconnect; None: no bar backfill.
+    history: AlpacaHistory | None = None
 
 
 def connections(config: FiretapeConfig, request: LiveRequest,
@@ -44,14 +49,21 @@ def connections(config: FiretapeConfig, request: LiveRequest,
     """Alpaca's endpoints for the requested environment (config overrides win)."""
     alpaca = config.alpaca
     live = request.broker == BROKER_LIVE
-    bucket = TokenBucket(alpaca.rate_limit_per_minute, alpaca.rate_limit_burst)
+    bucket = TokenBucket(alpaca.rate_limit_per_minute, alpaca.rate_limit_burst,
+                         reserve=alpaca.rate_limit_order_reserve)
     trading = AlpacaTrading(credentials, paper=not live, base_url=alpaca.trading_url or None,
                             bucket=bucket, http_timeout=alpaca.http_timeout_seconds)
     data_url = (alpaca.data_stream_url
                 or f"wss://stream.data.alpaca.markets/v2/{alpaca.data_feed}")
     trading_url = alpaca.trading_stream_url or (LIVE_TRADING_STREAM_URL if live
                                                 else PAPER_TRADING_STREAM_URL)
-    return LiveConnections(trading, data_url, trading_url)
+    # Market data has its own rate limit at Alpaca, hence its own bucket.
+    history = AlpacaHistory(
+        credentials, base_url=alpaca.data_url or os.environ.get(DATA_URL_VAR, ""),
+        bucket=TokenBucket(alpaca.rate_limit_per_minute, alpaca.rate_limit_burst,
+                           reserve=0),   # no orders on the market-data API
+        http_timeout=alpaca.http_timeout_seconds)
+    return LiveConnections(trading, data_url, trading_url, history=history)
 
 
 def live_run_id(config: FiretapeConfig, request: LiveRequest, account_number: str,

@@ -15,6 +15,7 @@ import responses
 from responses import matchers
 
 from connectors.alpaca.client import AlpacaTrading
+from connectors.alpaca.history import AlpacaHistory
 from connectors.alpaca.ratelimit import Backoff, TokenBucket
 from firetape.config import load_config
 from firetape.eventlog import EventLog
@@ -22,8 +23,8 @@ from firetape.runtime.live import LiveSession
 from firetape.runtime.live_setup import LiveConnections, LiveRequest
 from firetape.runtime.replay import replay_run
 from topics.codec import codec
-from tests.fixtures.alpaca.recorded import PAPER, credentials, load
-from tests.fixtures.alpaca.stream_peer import StreamPeer, bar_message, trade_update
+from tests.fixtures.alpaca.recorded import DATA, PAPER, credentials, load
+from tests.fixtures.alpaca.stream_peer import DROP, StreamPeer, bar_message, trade_update
 
 FAST = Backoff(0.01, 0.05)
 CONFIG = """
@@ -178,6 +179,43 @@ def test_live_run_when_bars_cross_then_order_sent_filled_and_replayed_byte_for_b
     assert replay_run(again.run_dir).identical
 
 
+@responses.activate
+def test_live_run_when_bar_stream_drops_then_missed_bars_backfilled_and_replayed(tmp_path):
+    alpaca = FakeAlpaca(positions=[])
+    alpaca.install()
+    bars = [bar_message("AAPL", f"2024-07-01T14:{30 + i:02d}:00Z", close)
+            for i, close in enumerate(CLOSES)]
+    # The stream drops after 14:32; 14:33 and 14:34 come from the historical endpoint
+    # (with a copy of 14:32, already taken), 14:35 from the stream again.
+    history_bars = [{key: message[0][key] for key in ("t", "o", "h", "l", "c", "v", "n", "vw")}
+                    for message in bars[2:5]]
+    responses.get(f"{DATA}/stocks/bars",
+                  json={"bars": {"AAPL": history_bars}, "next_page_token": None})
+    config = live_config(tmp_path)
+
+    async def scenario():
+        async with StreamPeer("data", [[*bars[:3], DROP], bars[5:]]) as data, \
+                StreamPeer("trading", [[]]) as trading:
+            links = LiveConnections(
+                AlpacaTrading(credentials(), bucket=TokenBucket(sleep=lambda s: None)),
+                data.url, trading.url, FAST,
+                history=AlpacaHistory(credentials(), bucket=TokenBucket(sleep=lambda s: None)))
+            session = LiveSession(config, LiveRequest("alpaca-paper", False, ("AAPL",)),
+                                  credentials(), links, tmp_path / "runs",
+                                  until=lambda bus: bus.counts().get("md.bars", 0) >= 6)
+            return await asyncio.wait_for(session.run(), 30)
+
+    result = asyncio.run(scenario())
+    taken = topic_events(result.run_dir, "md.bars")
+    assert [b.close for b in taken] == CLOSES
+    assert [b.ts_event for b in taken] == sorted({b.ts_event for b in taken})
+    assert result.meta["bars_backfilled"] == 2 and result.bars == 6
+    query = next(
+        c.request.params for c in responses.calls if "/stocks/bars" in c.request.url)
+    assert query["start"] == "2024-07-01T14:32:00Z" and query["symbols"] == "AAPL"
+    assert replay_run(result.run_dir).identical
+
+
 def decisions(run_dir: Path) -> list[tuple[str, str]]:
     """(event type, trading state) of each risk decision, in log order."""
     return [(type(e).__name__, getattr(e, "state", None) or e.trading_state)
@@ -197,6 +235,45 @@ def test_live_run_when_broker_state_differs_then_halted_and_no_order_sent(tmp_pa
                    if type(e).__name__ == "ReconciliationDifference"]
     assert {(d.kind, d.symbol) for d in differences} == {("position", "AAPL"),
                                                          ("position", "TSLA")}
+    assert replay_run(result.run_dir).identical
+
+
+@responses.activate
+def test_live_run_when_config_adopts_then_starts_from_broker_positions_and_cash(tmp_path):
+    # AAPL 10, TSLA -3 (TSLA is not streamed: its risk has no return history, and
+    # risk, failing closed, would deny every order; so only AAPL here).
+    held = load("positions")
+    alpaca = FakeAlpaca(positions=held[:1])
+    alpaca.install()
+    (tmp_path / "firetape.toml").write_text(CONFIG + '[alpaca]\nreconciliation = "adopt"\n')
+    config = load_config(tmp_path / "firetape.toml", environ={})
+
+    async def scenario():
+        async with StreamPeer("data", [bar_script()]) as data, \
+                StreamPeer("trading", [[]]) as trading:
+            links = LiveConnections(
+                AlpacaTrading(credentials(), bucket=TokenBucket(sleep=lambda s: None)),
+                data.url, trading.url, FAST)
+            session = LiveSession(config, LiveRequest("alpaca-paper", False, ("AAPL",)),
+                                  credentials(), links, tmp_path / "runs",
+                                  until=lambda bus: bus.counts().get("order.requests", 0) >= 1)
+            return await asyncio.wait_for(session.run(), 30)
+
+    result = asyncio.run(scenario())
+    assert result.dead_letters == 0
+    reports = [type(e).__name__ for e in topic_events(result.run_dir, "broker.reports")]
+    assert reports[:4] == ["BrokerAccountDetected", "ReconciliationDifference",
+                           "ReconciliationCompleted", "BrokerStateAdopted"]
+    fills = topic_events(result.run_dir, "fills")
+    assert [(f.symbol, f.side, f.quantity, f.price, f.strategy) for f in fills] == [
+        ("AAPL", "BUY", Decimal(10), Decimal("214.35"), "")]
+    portfolio = topic_events(result.run_dir, "portfolio")
+    adopted = next(p for p in portfolio if type(p).__name__ == "PortfolioValued")
+    assert adopted.cash == Decimal(100000)                         # Alpaca's cash
+    assert adopted.equity == Decimal(100000) + 10 * 215            # at Alpaca's price
+    assert portfolio[0].account_quantity == Decimal(10)
+    # Not halted: the differences are recorded and the order goes out.
+    assert decisions(result.run_dir)[0] == ("OrderApproved", "ACTIVE")
     assert replay_run(result.run_dir).identical
 
 
@@ -236,7 +313,7 @@ def test_live_run_when_operator_acknowledges_reconciliation_then_trading_resumes
                                          ("TradingStateChanged", "ACTIVE"),
                                          ("OrderApproved", "ACTIVE")]
     released = topic_events(result.run_dir, "control")[-1]
-    assert type(released).__name__ == "KillSwitchReleased" and released.operator == "ops"
+    assert type(released).__name__ == "ReconciliationAcknowledged" and released.operator == "ops"
     assert replay_run(result.run_dir).identical
 
 

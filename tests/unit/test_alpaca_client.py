@@ -160,14 +160,47 @@ def test_token_bucket_when_saturated_then_never_more_than_the_limit_per_minute()
     # Slide a 60-second window over every request time.
     worst = max(sum(1 for s in stamps if start <= s < start + 60) for start in stamps)
     assert worst <= 200
-    assert stamps[9] == 0.0 and stamps[10] > 0   # the burst, then the refill rate
+    # The burst less the 2 tokens kept for orders, then the refill rate.
+    assert stamps[7] == 0.0 and stamps[8] > 0
 
 
 def test_token_bucket_when_429_drained_then_next_request_waits():
     clock = FakeClock()
     bucket = TokenBucket(200, burst=10, clock=clock, sleep=clock.sleep)
     bucket.drain()
-    assert bucket.acquire() == pytest.approx(60 / 190)
+    assert bucket.acquire(priority=True) == pytest.approx(60 / 190)
+    bucket.drain()
+    assert bucket.acquire() == pytest.approx(3 * 60 / 190)   # a read leaves the reserve
+
+
+def test_token_bucket_when_reads_took_all_they_may_then_orders_still_do_not_wait():
+    clock = FakeClock()
+    bucket = TokenBucket(200, burst=10, reserve=2, clock=clock, sleep=clock.sleep)
+    assert [bucket.acquire() for _ in range(8)] == [0.0] * 8
+    assert bucket.acquire(priority=True) == 0.0 and bucket.acquire(priority=True) == 0.0
+    assert clock.slept == []
+    assert bucket.acquire(priority=True) > 0      # only orders can empty it
+
+
+@responses.activate
+def test_submit_when_reads_saturated_the_rate_limit_then_order_goes_without_waiting():
+    clock = FakeClock()
+    client = trading(clock)
+    responses.get(f"{PAPER}/account", json=load("account_paper"))
+    for _ in range(8):
+        client.account()
+    assert clock.slept == []          # reads took all but the order reserve
+    not_found()
+    responses.post(f"{PAPER}/orders", json=load("order_new"))
+    outcome = client.submit(order())
+    assert outcome.order is not None and clock.slept == []   # lookup + POST: no wait
+    client.account()                  # the next read waits for the refill
+    assert len(clock.slept) == 1 and clock.slept[0] > 0
+
+
+def test_token_bucket_when_reserve_too_large_then_reads_keep_one_token():
+    bucket = TokenBucket(200, burst=3, reserve=5)
+    assert bucket.reserve == 2
 
 
 class SlowTrading:

@@ -141,3 +141,51 @@ def test_submit_when_outcome_unknown_then_refusal_says_so():
     order = place_order(ts=T0 + SECOND)
     report = submit_unknown(order, "HTTP 504", 3, REPORTS, T0 + 2 * SECOND)
     assert report.reason == "outcome unknown: HTTP 504" and report.attempts == 3
+
+
+def bracket_parent(order, status: str = "new", **changes) -> dict:
+    """A bracket parent as Alpaca reports it: its legs have Alpaca's own client order ids."""
+    legs = [{**load("order_new"), "id": "leg-tp-id", "client_order_id": "alpaca-tp-uuid",
+             "symbol": order.symbol, "qty": str(order.quantity), "side": "sell",
+             "type": "limit", "limit_price": "230", "status": "held",
+             "order_class": "bracket"},
+            {**load("order_new"), "id": "leg-sl-id", "client_order_id": "alpaca-sl-uuid",
+             "symbol": order.symbol, "qty": str(order.quantity), "side": "sell",
+             "type": "stop", "stop_price": "200", "status": "held",
+             "order_class": "bracket"}]
+    return {"order_class": "bracket", "status": status, "legs": legs, **changes}
+
+
+def test_bracket_leg_fill_when_parent_reported_its_legs_then_fill_of_the_parents_strategy():
+    execution = stage()
+    order = place_order("AAPL", ts=T0 + SECOND, strategy="sma_cross", quantity="10",
+                        take_profit=Decimal(230), stop_loss=Decimal(200))
+    execution.on_order(order)
+    execution.on_trade_update(update_report(order, "new", "2024-07-01T14:30:00.1Z",
+                                            T0 + 2 * SECOND, order=bracket_parent(order)))
+    leg = {**load("order_new"), "id": "leg-tp-id", "client_order_id": "alpaca-tp-uuid",
+           "symbol": "AAPL", "qty": "10", "side": "sell", "type": "limit",
+           "order_class": "bracket", "status": "filled", "filled_qty": "10",
+           "filled_avg_price": "230", "filled_at": "2024-07-01T15:00:00Z"}
+    update = msgspec.convert({"event": "fill", "order": leg, "timestamp": "2024-07-01T15:00:00Z",
+                              "execution_id": "exec-tp", "price": "230", "qty": "10"},
+                             wire.TradeUpdate, strict=False)
+    events = execution.on_trade_update(trade_update_report(update, REPORTS, ACCOUNT,
+                                                           T0 + 3 * SECOND, backfilled=False))
+    fill = events[0]
+    assert isinstance(fill, FillExecuted)
+    assert (fill.client_order_id, fill.side, fill.strategy) == ("alpaca-tp-uuid", "SELL",
+                                                               "sma_cross")
+    assert fill.correlation_id == order.correlation_id and fill.causation_id == order.event_id
+
+
+def test_fill_when_order_unknown_and_not_a_known_leg_then_strategy_empty():
+    execution = stage()
+    stranger = {**load("order_new"), "client_order_id": "web-manual-1", "status": "filled",
+                "filled_qty": "10", "filled_avg_price": "214"}
+    update = msgspec.convert({"event": "fill", "order": stranger, "execution_id": "e",
+                              "timestamp": "2024-07-01T15:00:00Z", "price": "214",
+                              "qty": "10"}, wire.TradeUpdate, strict=False)
+    events = execution.on_trade_update(trade_update_report(update, REPORTS, ACCOUNT, T0,
+                                                           backfilled=False))
+    assert events[0].strategy == ""

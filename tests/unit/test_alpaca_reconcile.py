@@ -9,7 +9,9 @@ from click.testing import CliRunner
 from agents.context import Context
 from connectors.alpaca import wire
 from connectors.alpaca.cli import control
-from schemas.broker import ReconciliationCompleted, ReconciliationDifference
+from schemas.broker import (
+    BrokerStateAdopted, ReconciliationCompleted, ReconciliationDifference,
+)
 from connectors.alpaca.inbox import INBOX, post_command, read_commands
 from connectors.alpaca.reconcile import (
     ACK_REASON, LocalState, acknowledgement, local_state, local_state_of_runs, reconcile,
@@ -17,7 +19,10 @@ from connectors.alpaca.reconcile import (
 from firetape.runtime.session import write_meta
 from risk.engine import RiskStage
 from risk.limits import RiskLimits
-from schemas import KillSwitchEngaged, KillSwitchReleased, OrderFilled, PositionChanged
+from schemas import (
+    KillSwitchEngaged, KillSwitchReleased, OrderFilled, PositionChanged,
+    ReconciliationAcknowledged, SubmitOrder,
+)
 from schemas.risk import ACTIVE, HALTED
 from tests import factories as f
 from tests.fixtures.alpaca.recorded import load
@@ -52,17 +57,96 @@ def test_reconcile_when_states_differ_then_each_difference_and_a_halt():
         ("position", "TSLA", "-3", "0"), ("unknown_order", "MSFT", "new", "none"),
         ("missing_order", "NVDA", "not open", "open")]
     assert differences[3].broker_order_id == "9b2e9d1c-0000-4a6e-8d1e-2f5c0f1d7a11"
-    completed, halt = events[-2:]
+    completed = events[-1]
+    assert isinstance(completed, ReconciliationCompleted)
     assert completed.resolution == "halted" and completed.differences == 5
-    assert isinstance(halt, KillSwitchEngaged) and "ack-reconciliation" in halt.reason
     assert len({e.event_id for e in events}) == len(events)
 
 
-def test_reconcile_when_config_adopts_then_differences_recorded_but_no_halt():
+def test_reconcile_when_config_adopts_then_differences_recorded_and_broker_state_adopted():
+    positions, orders = broker_state()
+    events = reconcile(positions, orders, LocalState({}, {}), CTX, "paper", "adopt", NOW,
+                       cash=Decimal("95000.50"))
+    completed, adopted = events[-2:]
+    assert completed.resolution == "adopted" and completed.differences == 4
+    assert isinstance(adopted, BrokerStateAdopted) and adopted.cash == Decimal("95000.50")
+    assert [(p.symbol, p.quantity, p.avg_entry_price, p.mark, p.strategy)
+            for p in adopted.positions] == [
+        ("AAPL", Decimal(10), Decimal("214.35"), Decimal(215), ""),
+        ("TSLA", Decimal(-3), Decimal("240.10"), Decimal(242), "")]
+
+
+def test_reconcile_when_adopting_and_sleeves_add_up_then_positions_keep_their_strategies():
+    positions, orders = broker_state()
+    local = LocalState({"AAPL": Decimal(10), "TSLA": Decimal(-2)}, {},
+                       {("sma", "AAPL"): Decimal(6), ("momentum", "AAPL"): Decimal(4),
+                        ("sma", "TSLA"): Decimal(-2)})
+    events = reconcile(positions, orders, local, CTX, "paper", "adopt", NOW, cash=Decimal(1))
+    adopted = events[-1]
+    # AAPL's sleeves add up to Alpaca's 10; TSLA's (-2) do not match -3: unattributed.
+    assert [(p.symbol, p.strategy, p.quantity) for p in adopted.positions] == [
+        ("AAPL", "momentum", Decimal(4)), ("AAPL", "sma", Decimal(6)),
+        ("TSLA", "", Decimal(-3))]
+
+
+def test_reconcile_when_adopting_without_the_broker_cash_then_halts_instead():
     positions, orders = broker_state()
     events = reconcile(positions, orders, LocalState({}, {}), CTX, "paper", "adopt", NOW)
-    assert not any(isinstance(e, KillSwitchEngaged) for e in events)
-    assert events[-1].resolution == "adopted" and events[-1].differences == 4
+    assert not any(isinstance(e, BrokerStateAdopted) for e in events)
+    assert events[-1].resolution == "halted"
+
+
+def test_adopted_state_when_run_through_the_pipeline_then_portfolio_risk_and_sizing_start_there(
+        tmp_path):
+    from connectors.alpaca.execution import AlpacaExecution
+    from firetape.config import load_config
+    from firetape.eventlog import EventLog
+    from firetape.runtime.bus import EmbeddedBus
+    from firetape.runtime.pipeline import build_stages
+    from schemas import PortfolioValued
+    from topics.codec import codec
+
+    positions, orders = broker_state()
+    config = load_config(None, environ={})
+    adopted = reconcile(positions, orders, LocalState({}, {}), CTX, "paper", "adopt", NOW,
+                        cash=Decimal("95000.50"))[-1]
+    execution = AlpacaExecution(Context("live", "execution", "paper"), config.alpaca)
+    with EventLog(tmp_path / "log", mode="a") as log:
+        bus = EmbeddedBus(build_stages(config, "live", execution), log, "live")
+        bus.publish(adopted)
+        log.flush()
+        events = {topic: [codec(topic).decode(r.value) for r in log.read(topic)]
+                  for topic in ("fills", "portfolio")}
+    _, portfolio, risk, _, allocator = bus.stages
+    assert [(f.symbol, f.side, f.quantity, f.price, f.commission, f.strategy)
+            for f in events["fills"]] == [
+        ("AAPL", "BUY", Decimal(10), Decimal("214.35"), Decimal(0), ""),
+        ("TSLA", "SELL", Decimal(3), Decimal("240.10"), Decimal(0), "")]
+    valued = events["portfolio"][-1]
+    assert isinstance(valued, PortfolioValued)
+    # Cash is Alpaca's; equity = cash + positions at Alpaca's prices (10 x 215 - 3 x 242).
+    assert valued.cash == Decimal("95000.50")
+    assert valued.equity == Decimal("95000.50") + 10 * 215 - 3 * 242
+    assert valued.unrealized_pnl == Decimal("6.5") + Decimal("-5.7")   # as Alpaca reports
+    assert valued.drawdown == 0 and valued.high_water_mark == valued.equity
+    assert portfolio.positions == {"AAPL": Decimal(10), "TSLA": Decimal(-3)}
+    assert (risk.position("AAPL"), risk.position("TSLA")) == (Decimal(10), Decimal(-3))
+    assert risk.trading_state == ACTIVE
+    assert allocator.position[("", "AAPL")] == Decimal(10)
+    assert allocator.equity == valued.equity
+    # A bar marks AAPL at its close from then on.
+    bus = EmbeddedBus(bus.stages, None, "live")
+    bus.publish(f.bar("AAPL", ts=NOW + 60 * 10**9, close=216.0))
+    assert portfolio.mark_of("AAPL") == Decimal("216.0")
+
+
+def test_local_state_of_runs_when_a_run_adopted_then_its_positions_are_absolute():
+    adopting = [BrokerStateAdopted(**f.header(), account="paper", cash=Decimal(1)),
+                position("AAPL", "10")]
+    later = [position("AAPL", "5")]
+    state = local_state_of_runs([[position("AAPL", "3")], adopting, later])
+    assert state.positions == {"AAPL": Decimal(15)}
+    assert state.sleeves == {("s", "AAPL"): Decimal(15)}
 
 
 def test_local_state_when_folded_from_events_then_open_orders_and_net_positions():
@@ -100,16 +184,51 @@ def test_local_state_of_runs_when_each_run_starts_flat_then_positions_add_up_acr
     assert state.open_orders == {still_open.client_order_id: "MSFT"}
 
 
-def test_risk_when_reconciliation_halts_then_halted_until_acknowledged():
+def halted_risk() -> RiskStage:
     positions, orders = broker_state()
     risk = RiskStage(Context("live", "risk", "paper"), RiskLimits(), Decimal(100_000))
-    for event in reconcile(positions, orders, LocalState({}, {}), CTX, "paper", "halt", NOW):
-        if isinstance(event, KillSwitchEngaged):
-            risk.routes()[KillSwitchEngaged](event)
+    completed = reconcile(positions, orders, LocalState({}, {}), CTX, "paper", "halt", NOW)[-1]
+    (changed,) = risk.routes()[ReconciliationCompleted](completed)
+    assert changed.state == HALTED and "reconciliation: 4 difference(s)" in changed.reason
+    return risk
+
+
+def test_risk_when_reconciliation_halts_then_halted_until_acknowledged():
+    risk = halted_risk()
     assert risk.trading_state == HALTED
     ack = acknowledgement("live", "paper", "alice", NOW + 1)
-    risk.routes()[KillSwitchReleased](ack)
+    (changed,) = risk.routes()[ReconciliationAcknowledged](ack)
+    assert risk.trading_state == ACTIVE and "acknowledged by alice" in changed.reason
+
+
+def test_risk_when_reconciliation_clean_or_adopted_then_no_halt():
+    risk = RiskStage(Context("live", "risk", "paper"), RiskLimits(), Decimal(100_000))
+    positions, orders = broker_state()
+    for events in (reconcile([], [], LocalState({}, {}), CTX, "paper", "halt", NOW),
+                   reconcile(positions, orders, LocalState({}, {}), CTX, "paper", "adopt",
+                             NOW, cash=Decimal(1))):
+        completed = next(e for e in events if isinstance(e, ReconciliationCompleted))
+        assert risk.routes()[ReconciliationCompleted](completed) == []
     assert risk.trading_state == ACTIVE
+
+
+def test_ack_reconciliation_when_operator_kill_switch_engaged_then_kill_switch_stays():
+    risk = halted_risk()
+    manual = KillSwitchEngaged(**f.header(NOW + 1), account="paper", reason="fat finger",
+                               operator="bob")
+    risk.routes()[KillSwitchEngaged](manual)
+    (changed,) = risk.routes()[ReconciliationAcknowledged](
+        acknowledgement("live", "paper", "alice", NOW + 2))
+    assert risk.trading_state == HALTED
+    assert "still engaged: kill_switch: by bob: fat finger" in changed.reason
+    # ...and releasing the kill switch does not lift an unacknowledged reconciliation.
+    risk = halted_risk()
+    risk.routes()[KillSwitchEngaged](manual)
+    risk.routes()[KillSwitchReleased](KillSwitchReleased(
+        **f.header(NOW + 3), account="paper", reason="ok", operator="bob"))
+    assert risk.trading_state == HALTED
+    denial = risk.routes()[SubmitOrder](f.submit_order("AAPL", ts=NOW + 4))
+    assert "reconciliation" in denial[-1].reasons[0]
 
 
 def test_ack_reconciliation_when_run_dir_exists_then_release_posted_to_the_inbox(tmp_path):
@@ -118,7 +237,7 @@ def test_ack_reconciliation_when_run_dir_exists_then_release_posted_to_the_inbox
                                           "--operator", "alice"])
     assert result.exit_code == 0 and "acknowledged by alice" in result.output
     (command,), offset = read_commands(tmp_path)
-    assert isinstance(command, KillSwitchReleased)
+    assert isinstance(command, ReconciliationAcknowledged)
     assert (command.reason, command.operator, command.run_id) == (ACK_REASON, "alice", "abc123")
     assert offset == (tmp_path / INBOX).stat().st_size
     assert read_commands(tmp_path, offset) == ([], offset)   # read once, not again
@@ -133,6 +252,6 @@ def test_ack_reconciliation_when_not_a_run_dir_then_clear_error(tmp_path):
 def test_read_commands_when_last_line_incomplete_then_left_for_later(tmp_path):
     post_command(tmp_path, acknowledgement("r", "paper", "bob", NOW))
     with (tmp_path / INBOX).open("ab") as inbox:
-        inbox.write(b'{"type": "KillSwitch')
+        inbox.write(b'{"type": "Reconciliation')
     commands, offset = read_commands(tmp_path)
     assert len(commands) == 1 and offset < (tmp_path / INBOX).stat().st_size
