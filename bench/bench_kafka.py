@@ -41,9 +41,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 
 from connectors.synthetic import generate_bars  # noqa: E402
 from firetape.kafka import broker, clients  # noqa: E402
+from firetape.kafka.admin import create_topics_async  # noqa: E402
 from firetape.kafka.publish import publish_bars  # noqa: E402
 from firetape.kafka.readback import read_topic  # noqa: E402
 from firetape.kafka.settings import AgentSettings  # noqa: E402
+from topics.registry import TopicSpec  # noqa: E402
 
 OUTPUT_TOPICS = ("strategy.evaluated", "signals", "account.sequence", "order.requests",
                  "risk.decisions", "orders", "order.updates", "fills", "portfolio")
@@ -182,6 +184,44 @@ async def throughput(settings: AgentSettings, sequenced: Counter, symbols: int,
             "publish_only_bars_per_s": round(published.bars / published.seconds)}
 
 
+async def floors(bootstrap: str, samples: int = 300) -> dict:
+    """What the broker alone costs on this machine, for scale: one record produced and
+    read back by a consumer (one hop), and one Kafka transaction (begin, one send, commit)
+    until a read_committed consumer sees the record. The pipeline has two hops before the
+    account agent and a transaction after it."""
+    topic = f"bench-floor-{uuid.uuid4().hex[:8]}"
+    settings = AgentSettings(bootstrap=bootstrap)
+    await create_topics_async(bootstrap, (TopicSpec(topic, "k", (), 1, "delete", -1, "bench",
+                                                    (), "latency floor"),))
+    out = {}
+    for name, transactional in (("one_hop_ms", False), ("transaction_ms", True)):
+        producer = clients.producer(settings, f"{topic}-tx" if transactional else None)
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                    isolation_level="read_committed",
+                                    auto_offset_reset="latest", fetch_max_wait_ms=5)
+        await producer.start()
+        await consumer.start()
+        await consumer.seek_to_end()
+        times = []
+        try:
+            for _ in range(samples):
+                start = time.perf_counter_ns()
+                if transactional:
+                    async with producer.transaction():
+                        await producer.send(topic, b"x", key=b"k")
+                else:
+                    await producer.send(topic, b"x", key=b"k")
+                while not await consumer.getmany(timeout_ms=100):
+                    pass
+                times.append((time.perf_counter_ns() - start) / 1e6)
+                await asyncio.sleep(0.005)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+        out[name] = _percentiles(times)
+    return out
+
+
 async def latency(settings: AgentSettings, sequenced: Counter, seconds: float) -> dict:
     symbols, rate = 10, 100.0
     times = int(seconds * rate / symbols)
@@ -237,6 +277,7 @@ async def main(args) -> dict:
     out = {"settings": {"commit_interval_s": args.commit_interval,
                         "linger_ms": args.linger_ms, "fetch_wait_ms": args.fetch_wait_ms,
                         "bootstrap": bootstrap, "cpus": os.cpu_count()}}
+    out["broker_floor"] = await floors(bootstrap)
     out["per_worker"] = await per_worker(bootstrap, args, workdir)
     await clients.ensure_topics(settings)
     sequenced = await Counter(settings, "account.sequence").start()

@@ -211,10 +211,41 @@ def demo(runs, json_path, quiet):
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path())
+@click.argument("run_dir", type=click.Path(), required=False)
 @click.option("--keep", type=click.Path(), help="Keep the replayed log in this directory.")
-def replay(run_dir, keep):
-    """Replay a run's recorded market data and compare every topic byte for byte."""
+@click.option("--from-kafka", "topic", default=None, metavar="TOPIC",
+              help="Instead of a run: backtest a range of this Kafka topic (e.g. md.bars); "
+              "the options below are for it (same as `firetape replay-kafka`).")
+@click.option("--start", default=None, help="With --from-kafka: offset or time, inclusive.")
+@click.option("--end", default=None, help="With --from-kafka: offset or time, exclusive.")
+@click.option("--into-kafka", "into_kafka", default=None, metavar="RUN",
+              help="With --from-kafka: also republish the range into namespace RUN.")
+@click.option("--config", "config_path", envvar="FIRETAPE_CONFIG", type=click.Path(),
+              help="With --from-kafka: firetape TOML (a run uses its recorded config).")
+@click.option("--bootstrap", envvar="KAFKA_BOOTSTRAP", default=None,
+              help="With --from-kafka: Kafka bootstrap servers; default: the local broker.")
+@click.option("--runs", default="runs", show_default=True, type=click.Path(),
+              help="With --from-kafka: where the backtest's run directory is made.")
+@click.option("--json", "json_path", type=click.Path(),
+              help="With --from-kafka: also write the result as JSON.")
+@click.pass_context
+def replay(ctx, run_dir, keep, topic, start, end, into_kafka, config_path, bootstrap, runs,
+           json_path):
+    """Replay a run's recorded market data and compare every topic byte for byte; or, with
+    --from-kafka TOPIC --start T --end T, backtest a range of a Kafka topic."""
+    if topic is not None:
+        if run_dir is not None or keep is not None:
+            fail("give either RUN_DIR or --from-kafka TOPIC, not both")
+        from firetape.kafka.agents_cli import replay_kafka
+
+        ctx.invoke(replay_kafka, topic=topic, start=start, end=end, into_kafka=into_kafka,
+                   config_path=config_path, bootstrap=bootstrap, runs=runs,
+                   json_path=json_path)
+        return
+    if run_dir is None:
+        fail("missing RUN_DIR (a run directory to replay), or --from-kafka TOPIC")
+    if any(v is not None for v in (start, end, into_kafka, json_path)):
+        fail("--start, --end, --into-kafka and --json go with --from-kafka")
     from rich.table import Table
 
     from firetape.runtime.replay import replay_run

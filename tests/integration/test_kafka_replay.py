@@ -1,5 +1,5 @@
-"""`replay-kafka` on a real broker: a range of a published md.bars topic, backtested, gives
-the digests of the embedded backtest of the same bars from the file; republished with
+"""`firetape replay --from-kafka` on a real broker: a range of a published md.bars topic,
+backtested, gives the digests of the embedded backtest of the same bars from the file; republished with
 --into-kafka, the Kafka agents make the same orders and fills. One test, one publication:
 the broker tests share two cores with everything else."""
 from __future__ import annotations
@@ -22,8 +22,7 @@ pytestmark = pytest.mark.kafka
 def _replay_cli(bootstrap: str, tmp_path, *args: str) -> dict:
     out = tmp_path / f"replay-{len(list(tmp_path.glob('replay-*.json')))}.json"
     env = agent_env(bootstrap, "", tmp_path)
-    done = subprocess.run([sys.executable, "-m", "firetape.kafka.agents_cli", "replay-kafka",
-                           "--config", str(DEMO_CONFIG), "--runs", str(tmp_path / "runs"),
+    done = subprocess.run([sys.executable, "-m", "firetape.cli", "replay", "--config", str(DEMO_CONFIG), "--runs", str(tmp_path / "runs"),
                            "--json", str(out), *args],
                           env=env, cwd=REPO, capture_output=True, timeout=180)
     assert done.returncode == 0, (done.stdout + done.stderr).decode(errors="replace")
