@@ -28,6 +28,7 @@ class AgentSettings:
     linger_ms: int = 0
     fetch_wait_ms: int = 5
     commit_interval_s: float = 0.5
+    snapshot_every: int = 10_000        # strategy state snapshot per N md.bars records; 0: off
     session_timeout_s: float = 10.0     # how soon a dead strategy worker's partitions move
     web_port: int = 0                   # 0: no faust web server (health endpoint off)
     data_dir: str = ".firetape-agents"  # faust's local state directory
@@ -76,6 +77,7 @@ def from_env(env=None) -> AgentSettings:
         linger_ms=_int(env, "FIRETAPE_LINGER_MS", 0),
         fetch_wait_ms=_int(env, "FIRETAPE_FETCH_WAIT_MS", 5),
         commit_interval_s=_float(env, "FIRETAPE_COMMIT_INTERVAL_S", 0.5),
+        snapshot_every=_int(env, "FIRETAPE_SNAPSHOT_EVERY", 10_000),
         session_timeout_s=_float(env, "FIRETAPE_SESSION_TIMEOUT_S", 10.0),
         web_port=_int(env, "FIRETAPE_WEB_PORT", 0),
         data_dir=env.get("FIRETAPE_AGENT_DIR", str(Path(".firetape-agents"))),

@@ -12,12 +12,16 @@ it expects next per partition; a record at any other offset (the first one after
 `needs_rebuild` says so, the agent reads md.bars[partition] from the beginning up to that
 offset and hands the values to `rebuild`, which applies them with the outputs dropped.
 The handlers are deterministic, so the rebuilt stage is the one that was lost, whatever
-faust committed or did not. (faust's table changelog is written by its buffered,
+was committed or not. A `snapshot` (the partition's stages pickled, with the offset they
+cover and a fingerprint of the code and strategy config that made them) lets a rebuild
+start there instead of at offset 0; one that does not match is ignored. (faust's table changelog is written by its buffered,
 non-transactional producer, so a table recovered after SIGKILL could miss bars whose
 input offsets were committed; nothing here depends on it.)
 """
 from __future__ import annotations
 
+import hashlib
+import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -63,6 +67,7 @@ class StrategyEvaluator:
         self._encode_evaluation = evaluation_codec[0]
         self._partitions: dict[int, _Partition] = {}
         self.rebuilds = 0
+        self.fingerprint = _fingerprint(config)
 
     def needs_rebuild(self, partition: int, offset: int) -> bool:
         """Whether the stage of `partition` is not the fold of exactly the records before
@@ -72,10 +77,37 @@ class StrategyEvaluator:
             return offset > 0
         return state.next_offset != offset
 
-    def rebuild(self, partition: int, values: Iterable[bytes], until: int) -> None:
-        """Replace the stage of `partition` by the fold of `values` (its records from
-        offset 0 up to `until`, exclusive), outputs dropped."""
+    def snapshot(self, partition: int) -> bytes:
+        """The state of `partition` as bytes for `restore` (pickle: a strategy plugin that
+        cannot be pickled raises here, and the agent then takes no snapshots)."""
+        state = self._partitions[partition]
+        return pickle.dumps((self.fingerprint, state.next_offset, state.stages),
+                            protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, partition: int, blob: bytes) -> int | None:
+        """Make `blob` (from `snapshot`) the state of `partition`; the offset it covers up
+        to, or None (state unchanged) if it was made by other code or another strategy
+        config, or cannot be read."""
+        try:
+            fingerprint, next_offset, stages = pickle.loads(blob)
+        except Exception:            # noqa: BLE001 - any unreadable snapshot is ignored
+            return None
+        if fingerprint != self.fingerprint:
+            return None
         self._partitions[partition] = state = _Partition()
+        state.stages, state.next_offset = stages, next_offset
+        return next_offset
+
+    def rebuild(self, partition: int, values: Iterable[bytes], until: int,
+                start: int = 0) -> None:
+        """Make the stage of `partition` the fold of its records up to `until`, exclusive:
+        `values` are the records from offset `start`, applied with outputs dropped on top
+        of the state `restore` left (start > 0) or of a fresh one (start 0)."""
+        state = self._partitions.get(partition)
+        if start == 0 or state is None or state.next_offset != start:
+            if start:
+                raise ValueError(f"no state of partition {partition} at offset {start}")
+            self._partitions[partition] = state = _Partition()
         for value in values:
             try:
                 bar = self._decode(value)
@@ -119,3 +151,28 @@ class StrategyEvaluator:
         evaluation = self._encode_evaluation(Evaluation(
             source_partition=partition, source_offset=offset, bar=None))
         return Outcome(None, evaluation, [], dead)
+
+
+def _fingerprint(config: FiretapeConfig) -> str:
+    """What a snapshot must have been made with to be used: the source of the strategy
+    stage, the indicators and each configured strategy's module, and the strategy part of
+    the config (names, parameters, the volatility the sizing asks for). A deployment of
+    changed code or config then rebuilds from md.bars instead of unpickling old state."""
+    import inspect
+    from pathlib import Path
+
+    import agents.strategy
+    import strategies.indicators
+    from strategies.registry import resolve
+
+    files = {Path(inspect.getfile(agents.strategy))}
+    indicators = Path(inspect.getfile(strategies.indicators)).parent
+    files |= set(indicators.glob("*.py")) | set(indicators.parent.glob("*.py"))
+    files |= {Path(inspect.getfile(resolve(name))) for name in config.run.strategies}
+    digest = hashlib.blake2b(digest_size=16)
+    for path in sorted(files):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    strategies_config = [(name, sorted(config.strategies.get(name, {}).items()))
+                         for name in config.run.strategies]
+    digest.update(repr((strategies_config, config.sizing.method)).encode())
+    return digest.hexdigest()

@@ -19,6 +19,7 @@ from topics.registry import REGISTRY, TopicSpec, spec
 WATERMARKS = "md.watermarks"
 EVALUATED = "strategy.evaluated"
 SEQUENCE = "account.sequence"
+SNAPSHOTS = "strategy.snapshots"
 
 INTERNAL: tuple[TopicSpec, ...] = (
     TopicSpec(WATERMARKS, "producer", (Watermark,), 1, "delete", -1, "feed", ("account",),
@@ -27,6 +28,9 @@ INTERNAL: tuple[TopicSpec, ...] = (
               "strategy", ("account",), "each md.bars record with the signals it caused"),
     TopicSpec(SEQUENCE, "account", (Sequenced,), spec("order.requests").partitions, "delete",
               -1, "account", ("account",), "the inputs of an account's stages, in run order"),
+    TopicSpec(SNAPSHOTS, "partition", (), 1, "compact", -1, "strategy", ("strategy",),
+              "the strategy state of an md.bars partition up to an offset (pickled), so a "
+              "restart replays only the records after it"),
 )
 
 

@@ -29,7 +29,8 @@ def agent_env(bootstrap: str, prefix: str, workdir: Path) -> dict[str, str]:
                FIRETAPE_CONFIG=str(DEMO_CONFIG), FIRETAPE_AGENT_DIR=str(workdir / "agents"),
                FIRETAPE_WEB_PORT="0", FIRETAPE_COMMIT_INTERVAL_S="0.2",
                FIRETAPE_SESSION_TIMEOUT_S="6",
-               FIRETAPE_PROCESSING_GUARANTEE="at_least_once")
+               # strategy state snapshots often enough that a restart starts from one
+               FIRETAPE_SNAPSHOT_EVERY="40")
     return env
 
 

@@ -98,12 +98,15 @@ def test_sigkill_when_account_and_audit_workers_crash_mid_stream_then_nothing_mi
     _assert_audit_has_every_event_once(tmp_path, records)
 
 
-# The strategy worker's state is rebuilt from md.bars on the first record of a partition
-# after the restart (strategy_binding), so what faust committed or not cannot lose a bar.
+# The strategy worker's state is rebuilt on the first record of a partition after the
+# restart, from the partition's latest snapshot and the md.bars records after it
+# (strategy_binding), so what was committed or not before the kill cannot lose a bar.
 def test_sigkill_when_strategy_worker_crashes_mid_stream_then_no_duplicate_and_no_missing_orders(
         kafka_bootstrap, tmp_path):
     _assert_exactly_the_backtest(*_crash_run(kafka_bootstrap, tmp_path, "crash-strategy.",
                                              ("strategy",)))
+    logs = "".join(p.read_text(errors="replace") for p in tmp_path.glob("agent-strategy-*.log"))
+    assert "from the snapshot at" in logs        # the restart started from a snapshot
 
 
 def test_broker_restart_when_stopped_mid_stream_then_pipeline_resumes_without_loss(

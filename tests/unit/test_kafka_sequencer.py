@@ -122,6 +122,43 @@ def test_apply_when_partition_rebuilt_from_its_records_then_same_evaluations_as_
     assert restarted.apply(values[61], 0, 61).evaluation == expected[61]
 
 
+def test_rebuild_when_restored_from_a_snapshot_then_same_evaluations_as_uninterrupted():
+    from connectors.synthetic import generate_bars
+    from firetape.runtime.feed import bar_events, in_replay_order
+
+    config = load_config("config/demo.toml", environ={})
+    frame = in_replay_order(generate_bars(2, 120, seed=7, interval="1d"))
+    values = [codec("md.bars").encode(e) for e in bar_events(frame, "run")]
+    steady = StrategyEvaluator(config, "md.bars", "")
+    expected, snapshot = [], None
+    for offset, value in enumerate(values):
+        expected.append(steady.apply(value, 0, offset).evaluation)
+        if offset + 1 == 50:
+            snapshot = steady.snapshot(0)
+    assert any(evaluation_codec[1](e).events for e in expected[150:])
+
+    restarted = StrategyEvaluator(config, "md.bars", "")     # a new worker at offset 150
+    assert restarted.restore(0, snapshot) == 50
+    restarted.rebuild(0, values[50:150], 150, start=50)
+    got = [restarted.apply(v, 0, offset).evaluation for offset, v in enumerate(values)
+           if offset >= 150]
+    assert got == expected[150:]
+
+
+def test_restore_when_snapshot_from_other_strategy_config_or_unreadable_then_ignored():
+    config = load_config("config/demo.toml", environ={})
+    evaluator = StrategyEvaluator(config, "md.bars", "")
+    evaluator.apply(codec("md.bars").encode(bar("AAA", T0, close=100.0)), 0, 0)
+    snapshot = evaluator.snapshot(0)
+    other = load_config("config/demo.toml", environ={})
+    first = other.run.strategies[0]
+    other.strategies[first] = {**other.strategies.get(first, {}), "unused_marker": 1}
+    assert StrategyEvaluator(other, "md.bars", "").restore(0, snapshot) is None
+    fresh = StrategyEvaluator(config, "md.bars", "")
+    assert fresh.restore(0, b"not a pickle") is None
+    assert fresh.needs_rebuild(0, 1)                       # nothing was restored
+
+
 def test_apply_when_sequenced_bars_and_signals_then_same_events_as_embedded_bus():
     from connectors.synthetic import generate_bars
     from firetape.runtime.feed import bar_events, in_replay_order
