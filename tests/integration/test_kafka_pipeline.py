@@ -46,6 +46,70 @@ def test_publish_when_sample_runs_through_agents_then_kafka_equals_embedded_back
     assert _topic(kafka_bootstrap, prefix, "dlq") == []
 
 
+def test_scale_when_three_strategy_workers_split_md_bars_then_kafka_equals_embedded_backtest(
+        kafka_bootstrap, tmp_path):
+    """`docker compose up --scale strategy=3`, as processes: three strategy workers share
+    md.bars' partitions through their consumer group, one account worker merges."""
+    from firetape.kafka.settings import AgentSettings
+    from firetape.kafka.strategy_agent import StrategyAgent
+
+    reference = embedded_run(tmp_path / "runs")
+    prefix = "scale."
+    group = StrategyAgent(AgentSettings(bootstrap=kafka_bootstrap, prefix=prefix),
+                          _demo_config()).group_id
+    workers = [AgentProcess(kafka_bootstrap, prefix, tmp_path, "agent", "strategy")
+               for _ in range(3)] + [AgentProcess(kafka_bootstrap, prefix, tmp_path,
+                                                  "agent", "account")]
+    try:
+        for worker in workers:
+            worker.start()
+        members = _wait_group_members(kafka_bootstrap, group, 3)
+        publish_cli(kafka_bootstrap, prefix)
+        wait_for_count(kafka_bootstrap, prefix + "account.sequence", reference.bars,
+                       agents=tuple(workers))
+    finally:
+        for worker in workers:
+            worker.stop()
+    assert members == 3
+    for topic in EXACT_TOPICS:
+        assert digest(_topic(kafka_bootstrap, prefix, topic)) == reference.digests[topic], topic
+
+
+def _demo_config():
+    from firetape.config import load_config
+    from tests.integration.kafka_harness import DEMO_CONFIG
+
+    return load_config(DEMO_CONFIG, environ={})
+
+
+def _wait_group_members(bootstrap: str, group: str, count: int, timeout: float = 90.0) -> int:
+    """The members of consumer group `group` once it is stable with `count` of them (or
+    whatever it has when `timeout` runs out)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import GroupCoordinatorNotAvailableError
+
+    async def members() -> tuple[str, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            described = (await admin.describe_consumer_groups([group]))[0]
+            _, _, state, _, _, found = described.groups[0][:6]
+            return state, len(found)
+        except GroupCoordinatorNotAvailableError:      # no member has joined yet
+            return "", 0
+        finally:
+            await admin.close()
+
+    deadline = time.monotonic() + timeout
+    state, found = "", 0
+    while time.monotonic() < deadline:
+        state, found = asyncio.run(members())
+        if state == "Stable" and found >= count:
+            break
+        time.sleep(1.0)
+    return found
+
+
 def test_poison_when_undecodable_bar_on_md_bars_then_dead_lettered_and_stream_goes_on(
         kafka_bootstrap, tmp_path):
     reference = embedded_run(tmp_path / "runs")
