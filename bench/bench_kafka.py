@@ -64,7 +64,7 @@ def _percentiles(values_ms: list[float]) -> dict[str, float]:
 
 class Agents:
     def __init__(self, settings: AgentSettings, args, workdir: Path,
-                 command: tuple[str, ...] = ("agents",)) -> None:
+                 command: tuple[str, ...] = ("agents", "--no-audit")) -> None:
         env = dict(os.environ, KAFKA_BOOTSTRAP=settings.bootstrap,
                    FIRETAPE_TOPIC_PREFIX=settings.prefix,
                    FIRETAPE_CONFIG=str(REPO / "config" / "demo.toml"),

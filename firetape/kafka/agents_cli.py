@@ -70,11 +70,21 @@ def agent(name, config_path, prefix, bootstrap, run_id, web_port):
 @click.command("agents")
 @_common
 @click.option("--web-port", envvar="FIRETAPE_WEB_PORT", type=int, default=None)
-def agents(config_path, prefix, bootstrap, run_id, web_port):
-    """Run the strategy and account agents in one faust worker (a laptop's deployment)."""
+@click.option("--audit/--no-audit", default=True, show_default=True,
+              help="Also run the audit agent (ClickHouse at CLICKHOUSE_URL, else chdb in "
+              "FIRETAPE_AUDIT_DB).")
+def agents(config_path, prefix, bootstrap, run_id, web_port, audit):
+    """Run every agent in one faust worker (a laptop's deployment): strategy, account
+    (risk, execution, portfolio, allocator), audit, and the feed when FIRETAPE_FEED_DATA
+    names a file to publish."""
+    import os
+
     settings, config = _settings(config_path, prefix, bootstrap, run_id,
                                  web_port=web_port)
-    _run(("strategy", "account"), settings, config)
+    names = ("strategy", "account") + (("audit",) if audit else ())
+    if os.environ.get("FIRETAPE_FEED_DATA"):
+        names += ("feed",)
+    _run(names, settings, config)
 
 
 @click.command("publish")

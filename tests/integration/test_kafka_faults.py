@@ -135,7 +135,7 @@ def test_broker_restart_when_stopped_mid_stream_then_pipeline_resumes_without_lo
               frame.take(np.flatnonzero(frame.ts >= middle)))
     settings = AgentSettings(bootstrap=kafka_bootstrap, prefix=prefix)
     asyncio.run(publish_bars(settings, halves[0], run_id))
-    worker = AgentProcess(kafka_bootstrap, prefix, tmp_path, "agents").start()
+    worker = AgentProcess(kafka_bootstrap, prefix, tmp_path, "agents", "--no-audit").start()
     try:
         wait_for_count(kafka_bootstrap, prefix + "fills", 10, agents=(worker,))
         broker.stop(local_kafka)                      # mid-stream: the backlog is not done

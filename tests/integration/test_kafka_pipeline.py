@@ -13,8 +13,8 @@ import time
 import pytest
 
 from firetape.kafka.readback import digest, read_topic
-from tests.integration.kafka_harness import (SAMPLE, AgentProcess, embedded_run,
-                                             publish_cli, wait_for_count)
+from tests.integration.kafka_harness import (SAMPLE, AgentProcess, audit_counts,
+                                             embedded_run, publish_cli, wait_for_count)
 
 pytestmark = pytest.mark.kafka
 
@@ -33,14 +33,17 @@ def test_publish_when_sample_runs_through_agents_then_kafka_equals_embedded_back
         kafka_bootstrap, tmp_path):
     reference = embedded_run(tmp_path / "runs")
     prefix = "parity."
-    with AgentProcess(kafka_bootstrap, prefix, tmp_path, "agents"):
+    with AgentProcess(kafka_bootstrap, prefix, tmp_path, "agents") as worker:  # audit too
         publish_cli(kafka_bootstrap, prefix)
         wait_for_count(kafka_bootstrap, prefix + "fills", reference.counts["fills"])
         wait_for_count(kafka_bootstrap, prefix + "account.sequence", reference.bars)
+        _wait_audited(kafka_bootstrap, prefix, worker)
+    audited = audit_counts(tmp_path / "audit-db")["topics"]
     for topic in EXACT_TOPICS:
         records = _topic(kafka_bootstrap, prefix, topic)
         assert len(records) == reference.counts[topic], topic
         assert digest(records) == reference.digests[topic], topic
+        assert audited[topic] == [len(records)] * 2, topic   # the audit agent: each once
     portfolio = [r.value for r in _topic(kafka_bootstrap, prefix, "portfolio")]
     assert portfolio == reference.values("portfolio")[:-1]
     assert _topic(kafka_bootstrap, prefix, "dlq") == []
@@ -73,6 +76,20 @@ def test_scale_when_three_strategy_workers_split_md_bars_then_kafka_equals_embed
     assert members == 3
     for topic in EXACT_TOPICS:
         assert digest(_topic(kafka_bootstrap, prefix, topic)) == reference.digests[topic], topic
+
+
+def _wait_audited(bootstrap: str, prefix: str, worker: AgentProcess) -> None:
+    """Until the worker's audit agent has committed past every record of every registry
+    topic (so its database holds them all once the worker stops)."""
+    from firetape.kafka.audit_agent import AuditAgent
+    from firetape.kafka.settings import AgentSettings
+    from tests.integration.kafka_harness import wait_audit_caught_up
+    from topics.registry import REGISTRY
+
+    targets = {(prefix + t.name, r.partition): r.offset + 1
+               for t in REGISTRY for r in _topic(bootstrap, prefix, t.name)}
+    group = AuditAgent(AgentSettings(bootstrap=bootstrap, prefix=prefix)).group_id
+    wait_audit_caught_up(bootstrap, group, targets, worker)
 
 
 def _demo_config():
@@ -116,7 +133,7 @@ def test_poison_when_undecodable_bar_on_md_bars_then_dead_lettered_and_stream_go
     prefix = "poison."
     poison = b"\xff\xfenot a bar"
     asyncio.run(_send_raw(kafka_bootstrap, prefix + "md.bars", poison, partition=1))
-    with AgentProcess(kafka_bootstrap, prefix, tmp_path, "agents"):
+    with AgentProcess(kafka_bootstrap, prefix, tmp_path, "agents", "--no-audit"):
         publish_cli(kafka_bootstrap, prefix)
         wait_for_count(kafka_bootstrap, prefix + "fills", reference.counts["fills"])
         dead = wait_for_count(kafka_bootstrap, prefix + "dlq", 1)
@@ -135,7 +152,7 @@ def test_poison_when_undecodable_bar_on_md_bars_then_dead_lettered_and_stream_go
 def test_kill_switch_when_engaged_mid_stream_then_no_approval_after_it(kafka_bootstrap,
                                                                       tmp_path):
     prefix = "kill."
-    with AgentProcess(kafka_bootstrap, prefix, tmp_path, "agents"):
+    with AgentProcess(kafka_bootstrap, prefix, tmp_path, "agents", "--no-audit"):
         feed = publish_cli(kafka_bootstrap, prefix, speed=f"{86400 * 60}x", wait=False)
         try:
             wait_for_count(kafka_bootstrap, prefix + "fills", 60)

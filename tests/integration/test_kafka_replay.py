@@ -49,7 +49,7 @@ def test_replay_kafka_when_time_range_then_backtest_equals_file_backtest_and_age
     assert got["digests"] == expected.digests and got["run_id"] == expected.run_id
     assert got["counts"]["orders"] > 0
 
-    with AgentProcess(kafka_bootstrap, "rrun.", tmp_path, "agents") as worker:
+    with AgentProcess(kafka_bootstrap, "rrun.", tmp_path, "agents", "--no-audit") as worker:
         wait_for_count(kafka_bootstrap, "rrun.account.sequence", expected.bars,
                        agents=(worker,))
     for topic in ("order.requests", "risk.decisions", "orders", "order.updates", "fills"):
