@@ -1,18 +1,21 @@
 """Benchmarks of the audit: ingest into chdb, and `audit latency` over millions of events.
 
 Run:  .venv/bin/python bench/bench_audit.py [--ingest-events 1000000] [--latency-events 10000000]
+                                            [--batches 10000,50000,100000,250000,1000000]
 
 1. Ingest, end to end from event-log records (in memory) to rows committed in chdb: the
    `events` table and every typed table (orders, lifecycle, fills, risk checks, portfolio),
-   for batches of 10k, 50k and 100k rows. The records mimic a real run's mix: per order
-   chain ten bars, a signal, a request, a decision with 14 checks, the order, its updates,
-   a fill, a position and a valuation. Reported: events/s in wall time and in this
-   process's CPU time (chdb's threads included), medians of `--repeat` runs; on a shared
-   machine the CPU figure is the fairer one. A second line gives the bars-only rate.
+   for batches of 10k, 50k, 100k (ClickHouse's advice), 250k (the default of a run's
+   ingest) and 1M rows. The records mimic a real run's mix: per order chain ten bars, a
+   signal, a request, a decision with 14 checks, the order, its updates, a fill, a
+   position and a valuation. Reported: events/s in wall time and in this process's CPU
+   time (chdb's threads included), medians of `--repeat` runs; on a shared machine the
+   CPU figure is the fairer one. A last line gives the bars-only rate.
 2. Latency: `--latency-events` events synthesised inside ClickHouse (same inbox, same
    views), then each order's bar and signal resolved into order_hops as a run's ingest
    does (timed apart), then the latency query timed in-process and as
-   `firetape audit latency --db` (wall and the child's CPU time), medians of `--repeat`.
+   `firetape audit latency --db` (wall and the child's CPU time), medians of `--repeat`;
+   then the other reads (one order, decisions, orders, fills) in-process.
 """
 from __future__ import annotations
 
@@ -223,6 +226,21 @@ def bench_latency(events: int, repeat: int) -> None:
         orders = max(row[1] for row in summary)
         print(f"  latency query, in-process:      median {statistics.median(walls):.3f} s wall "
               f"{statistics.median(cpus):.3f} s CPU  ({orders:,} orders, {events:,} events)")
+        some_order = store.scalar("SELECT client_order_id FROM order_hops LIMIT 1 OFFSET 1000")
+        reads = (("order (one order's audit)", lambda: queries.order_audit(store, some_order)),
+                 ("decisions --by reason", lambda: queries.decisions(store, by="reason")),
+                 ("decisions --denied (100)", lambda: queries.decisions(store, denied=True)),
+                 ("orders (100)", lambda: queries.orders(store)),
+                 ("fills (100)", lambda: queries.fills(store)))
+        for name, read in reads:
+            walls, cpus = [], []
+            for _ in range(repeat):
+                wall, cpu = time.perf_counter(), time.process_time()
+                read()
+                walls.append(time.perf_counter() - wall)
+                cpus.append(time.process_time() - cpu)
+            print(f"  {name + ', in-process:':<32} median {statistics.median(walls):.3f} s wall "
+                  f"{statistics.median(cpus):.3f} s CPU")
         store.close()
         cli = str(Path(sys.executable).with_name("firetape"))
         walls, cpus = [], []
@@ -248,6 +266,9 @@ def main() -> None:
     parser.add_argument("--ingest-events", type=int, default=1_000_000)
     parser.add_argument("--latency-events", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--batches", type=lambda text: [int(x) for x in text.split(",")],
+                        default=[10_000, 50_000, 100_000, 250_000, 1_000_000],
+                        help="batch sizes to measure, comma-separated")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-ingest", action="store_true")
     args = parser.parse_args()
@@ -256,7 +277,7 @@ def main() -> None:
     if not args.skip_ingest:
         print(f"ingest into chdb, {args.ingest_events:,} events (records -> committed rows):")
         mixed = make_records(args.ingest_events)
-        for batch_rows in (10_000, 50_000, 100_000):
+        for batch_rows in args.batches:
             wall, cpu = bench_ingest(mixed, batch_rows, args.repeat)
             print(f"  run mix,   batches of {batch_rows:>7,}: {wall:>10,.0f} events/s wall  "
                   f"{cpu:>10,.0f} events/s per CPU-second")

@@ -85,12 +85,12 @@ class Target:
         if self.db is not None and not Path(self.db).is_dir():
             raise AuditError(f"no audit database at {self.db}")
 
-    def open(self):
+    def open(self, lean: bool = False):
         from firetape.audit.store import open_store
 
         # Reads never change the database: chdb opens read-only, and the server's schema
-        # is the audit sink's to migrate.
-        return open_store(self.db, read_only=True, migrate=False)
+        # is the audit sink's to migrate. `lean`: for a command that needs no DataFrame.
+        return open_store(self.db, read_only=True, migrate=False, lean=lean)
 
 
 def handles_errors(command):
@@ -149,7 +149,7 @@ def latency(db, run, strategy, since, until, plot_path):
 
     target = Target(db, run)
     filters = Filters(run_id=target.run_id, strategy=strategy, since=since, until=until)
-    with target.open() as store:
+    with target.open(lean=not plot_path) as store:
         require_events(store)
         rows = latency_rows(store, filters)
         if not any(orders for _, orders, *_ in rows):

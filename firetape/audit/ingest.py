@@ -2,16 +2,21 @@
 
 The hot path does as little per-record Python work as it can: records are transposed
 into columns in one `zip(*batch)` (C speed), the JSON values go to ClickHouse untouched,
-and ClickHouse parses the headers and the typed tables itself (see migrations/). The
-batch size is the top of ClickHouse's advice for inserts (10k-100k rows): every insert
-writes one new part per table (nine), which measured about 0.16 s of CPU per insert
-whatever its size, mostly the file system creating the parts' files (bench/bench_audit.py:
-batches of 10k ran at a quarter of the rate of batches of 100k).
+and ClickHouse parses the headers and the typed tables itself (see migrations/). While
+chdb inserts one batch, the next is encoded (chdb releases the GIL).
+
+Batches are 250k rows, above ClickHouse's advice for inserts (10k-100k rows): every
+insert writes one new part per table (five: events, order_lifecycle, the two portfolio
+tables, order_hops) and plans one materialized view per table, about 0.06-0.08 s of CPU
+per insert whatever its size (bench/bench_audit.py: batches of 10k run at a fifth of the
+rate of batches of 250k, 100k at three quarters). Beyond 250k the rate stops rising (1M
+measured no faster) and memory grows with the batch (two batches are alive at once).
 """
 from __future__ import annotations
 
 import gc
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
@@ -20,7 +25,7 @@ from firetape.audit.clock import clock_source, host_name
 from firetape.audit.store import AuditStore, EventBatch
 from firetape.eventlog import EventLog, Record
 
-DEFAULT_BATCH_ROWS = 100_000
+DEFAULT_BATCH_ROWS = 250_000
 
 
 def batch_from_records(records: Sequence[Record], host: str | None = None,
@@ -65,13 +70,25 @@ def paused_gc():
 
 def ingest_records(store: AuditStore, records: Iterable[Record],
                    batch_rows: int = DEFAULT_BATCH_ROWS) -> int:
-    """Insert `records` in batches of `batch_rows`; the number of records inserted."""
+    """Insert `records` in batches of `batch_rows`; the number of records inserted.
+
+    Two stages overlap: while one thread inserts a batch (chdb runs the statement without
+    holding the GIL), this one transposes and encodes the next. At most one batch is in
+    flight, inserts stay in order, and the first failure is raised here.
+    """
     host, clock = host_name(), clock_source()
     total = 0
-    with paused_gc():
+    # Leaving the executor waits for an insert still running (after an error here too).
+    with paused_gc(), ThreadPoolExecutor(1, thread_name_prefix="audit-ingest") as inserter:
+        pending = None
         for chunk in chunks(records, batch_rows):
-            store.insert_batch(batch_from_records(chunk, host, clock))
+            encoded = store.encode(batch_from_records(chunk, host, clock))
+            if pending is not None:
+                pending.result()
+            pending = inserter.submit(store.insert_encoded, encoded)
             total += len(chunk)
+        if pending is not None:
+            pending.result()
     return total
 
 

@@ -85,26 +85,33 @@ def _origin_lookup_sql(orders: str, kind: str) -> str:
         GROUP BY key"""
 
 
+# One row per order: order_hops read with FINAL, which folds the partial rows of an order
+# with the columns' own min/max (SimpleAggregateFunction), exactly as GROUP BY with the
+# same functions would, and reads a folded table (a run's, after compact_order_hops)
+# without merging anything: 0.07 s instead of 0.16-0.23 s for half a million orders.
+# Conditions on the folded values must stay outside (a filter on a partial row would
+# drop its siblings' hops): callers wrap this in a subquery and filter that, and
+# ClickHouse pushes nothing but sorting-key conditions through FINAL.
 _FOLDED_HOPS = """
     SELECT
-        client_order_id, max(run_id) AS run_id, max(strategy) AS strategy,
-        max(symbol) AS symbol, max(bar_id) AS bar_id, max(signal_id) AS signal_id,
+        client_order_id, run_id, strategy, symbol, bar_id, signal_id,
         cityHash64(bar_id) AS bar_key, cityHash64(signal_id) AS signal_key,
-        max(requests) AS requests, min(requested_at) AS requested_at,
-        min(t_bar) AS t_bar, min(t_signal) AS t_signal,
-        min(t_decision) AS t_decision, min(t_submitted) AS t_submitted,
-        min(t_accepted) AS t_accepted, min(t_first_fill) AS t_first_fill,
-        max(t_last_fill) AS t_last_fill
-    FROM order_hops
-    GROUP BY client_order_id"""
+        requests, requested_at, t_bar, t_signal, t_decision, t_submitted, t_accepted,
+        t_first_fill, t_last_fill
+    FROM order_hops FINAL"""
+
+
+def _folded_hops(condition: str) -> str:
+    """The folded orders that satisfy `condition` (on folded values)."""
+    return f"SELECT * FROM ({_FOLDED_HOPS}) WHERE {condition}"
 
 
 def _order_stage_times_sql(filters: Filters, lookup: bool = True) -> tuple[str, dict]:
     """One row per order request: strategy and the wall-clock ns of each stage (NULL
     where the stage did not happen: a denied order is never submitted).
 
-    Reads `order_hops` (one narrow row per order, kept at ingest; migration 0006),
-    folding whatever rows of an order merges have not folded yet with the same min/max.
+    Reads `order_hops` (one narrow row per order, kept at ingest; migration 0006) with
+    FINAL, which folds whatever rows of an order merges have not folded yet.
     Bars and signals not yet resolved into it (resolve_order_origins) are looked up here
     when `lookup` is true, only for the orders that lack them.
     """
@@ -128,12 +135,12 @@ def _order_stage_times_sql(filters: Filters, lookup: bool = True) -> tuple[str, 
         sql = f"""
             SELECT client_order_id, strategy, t_bar, t_signal, t_decision, t_submitted,
                    t_accepted, t_first_fill, t_last_fill
-            FROM ({_FOLDED_HOPS} HAVING {" AND ".join(having)})
+            FROM ({_folded_hops(" AND ".join(having))})
         """
         return sql, params
     sql = f"""
         WITH
-            hops AS ({_FOLDED_HOPS} HAVING {" AND ".join(having)}),
+            hops AS ({_folded_hops(" AND ".join(having))}),
             unresolved_bars AS (SELECT bar_id FROM hops WHERE t_bar IS NULL),
             unresolved_signals AS (SELECT signal_id FROM hops WHERE t_signal IS NULL)
         SELECT
@@ -170,8 +177,7 @@ def resolve_order_origins(store: AuditStore) -> None:
     store.execute(f"""
         INSERT INTO order_hops (client_order_id, t_bar, t_signal)
         WITH
-            hops AS ({_FOLDED_HOPS} HAVING requests > 0
-                     AND (t_bar IS NULL OR t_signal IS NULL)),
+            hops AS ({_folded_hops("requests > 0 AND (t_bar IS NULL OR t_signal IS NULL)")}),
             unresolved_bars AS (SELECT bar_id FROM hops WHERE t_bar IS NULL),
             unresolved_signals AS (SELECT signal_id FROM hops WHERE t_signal IS NULL)
         SELECT client_order_id, t_bar, t_signal

@@ -61,13 +61,14 @@ class ServerStore(AuditStore):
         except self._errors as exc:
             raise self._fail(exc) from None
 
-    def insert_batch(self, batch: EventBatch) -> None:
-        if not len(batch):
-            return
+    def encode(self, batch: EventBatch):
+        return batch.to_arrow(with_constants=True)
+
+    def insert_encoded(self, encoded) -> None:
         try:
             # insert_deduplication_token is not used: rows are deduplicated on event_id
             # by the tables themselves, whatever the batch boundaries of a redelivery.
-            self._client.insert_arrow("events_inbox", batch.to_arrow(with_constants=True),
+            self._client.insert_arrow("events_inbox", encoded,
                                       settings={"parallel_view_processing": 1,
                                                 "optimize_on_insert": 0})
         except self._errors as exc:

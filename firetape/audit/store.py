@@ -76,8 +76,10 @@ class EventBatch:
         if with_constants:
             columns["host"] = pa.array([self.host] * n, pa.string())
             columns["clock_source"] = pa.array([self.clock_source] * n, pa.string())
-        columns["record_key"] = pa.array(self.record_key, pa.string())
-        columns["payload"] = pa.array(self.payload, pa.string())
+        # Binary, not string: the bytes go to ClickHouse's String as they are, and Arrow
+        # skips decoding every payload to check it is UTF-8 (a sixth of the Python side).
+        columns["record_key"] = pa.array(self.record_key, pa.binary())
+        columns["payload"] = pa.array(self.payload, pa.binary())
         return pa.table(columns)
 
 
@@ -104,9 +106,19 @@ class AuditStore(ABC):
     def query_bytes(self, sql: str, fmt: str, params: dict | None = None) -> bytes:
         """Run a query; the result serialised by ClickHouse in format `fmt` (Parquet, CSV...)."""
 
-    @abstractmethod
     def insert_batch(self, batch: EventBatch) -> None:
         """Insert raw records into `events_inbox`; returns once the rows are committed."""
+        if len(batch):
+            self.insert_encoded(self.encode(batch))
+
+    def encode(self, batch: EventBatch) -> object:
+        """The batch in the form `insert_encoded` ships (pure Python and Arrow work, no
+        database call: a writer may encode the next batch while one is being inserted)."""
+        return batch
+
+    @abstractmethod
+    def insert_encoded(self, encoded: object) -> None:
+        """Insert what `encode` returned for a non-empty batch; returns once committed."""
 
     @abstractmethod
     def close(self) -> None:
@@ -131,13 +143,14 @@ class AuditStore(ABC):
 
 
 def open_store(db: str | Path | None = None, url: str | None = None, *,
-               read_only: bool = False, migrate: bool = True) -> AuditStore:
+               read_only: bool = False, migrate: bool = True, lean: bool = False) -> AuditStore:
     """The audit database: chdb at directory `db`, else the server at `url` (or the
-    CLICKHOUSE_URL environment variable). Migrations are applied unless `migrate` is False."""
+    CLICKHOUSE_URL environment variable). Migrations are applied unless `migrate` is False.
+    `lean` (read-only chdb): open without importing the chdb package, for a fast start."""
     if db is not None:
         from firetape.audit.chdb_store import ChdbStore
 
-        store: AuditStore = ChdbStore(Path(db), read_only=read_only)
+        store: AuditStore = ChdbStore(Path(db), read_only=read_only, lean=lean)
     else:
         url = url or os.environ.get("CLICKHOUSE_URL")
         if not url:

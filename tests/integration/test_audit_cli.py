@@ -119,3 +119,23 @@ def test_audit_when_no_database_given_then_message_and_exit_1(tmp_path):
                           text=True, env={"PATH": "/usr/bin:/bin"}, timeout=300)
     assert done.returncode == 1
     assert "no audit database" in done.stderr
+
+
+LEAN_SCRIPT = """
+import sys
+from firetape.audit.store import open_store
+from firetape.audit.queries import latency_rows
+store = open_store(sys.argv[1], read_only=True, migrate=False, lean=True)
+rows = latency_rows(store)
+light = not any(m in sys.modules for m in ("chdb", "pyarrow", "pandas"))
+frame = store.query_df("SELECT count() AS n FROM events FINAL")   # switches to the package
+store.close()
+print(light, rows[0][0], int(frame["n"].iloc[0]) > 0)
+"""
+
+
+def test_lean_store_when_latency_read_then_no_chdb_package_and_dataframes_still_work(run_dir):
+    done = subprocess.run([sys.executable, "-c", LEAN_SCRIPT, str(run_dir / "audit")],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "bar", "->", "signal", "True"]

@@ -271,3 +271,37 @@ def test_latency_when_bar_missing_from_audit_then_bar_hops_unknown_not_zero(stor
     assert summary.loc["bar -> signal", "orders"] == 0
     assert summary.loc[queries.END_TO_END, "orders"] == 0
     assert summary.loc["signal -> decision", "orders"] == 2
+
+
+def test_latency_when_order_hops_unmerged_and_filtered_then_same_as_after_optimize(store, run_log):
+    # strategy and run_id sit on the request's partial row only: a filter applied to the
+    # partial rows instead of the folded ones would lose every other hop of the order.
+    ingest_log(store, run_log, batch_rows=2)
+    filters = queries.Filters(strategy="sma", run_id=RUN)
+    before = queries.latency_summary(store, filters)
+    assert before.loc["decision -> submitted", "orders"] == 1
+    store.execute("OPTIMIZE TABLE order_hops FINAL")
+    pd.testing.assert_frame_equal(queries.latency_summary(store, filters), before)
+
+
+def test_views_when_ingested_then_same_columns_as_the_tables_they_replace(store, run_log):
+    ingest_log(store, run_log)
+    types = {t: [tuple(r[:2]) for r in store.query_rows(f"DESCRIBE TABLE {t}")]
+             for t in ("orders", "fills", "risk_decisions", "risk_checks")}
+    assert types["risk_checks"][:5] == [("client_order_id", "String"),
+                                        ("decision_id", "String"),
+                                        ("check_index", "UInt16"),
+                                        ("check_name", "LowCardinality(String)"),
+                                        ("passed", "Bool")]
+    assert ("approved", "Bool") in types["risk_decisions"]
+    assert ("commission", "Nullable(Decimal(38, 12))") in types["fills"]
+    assert ("reduce_only", "Bool") in types["orders"]
+    # order_lifecycle's details are stored but not part of SELECT *
+    columns = store.query_df("SELECT * FROM order_lifecycle FINAL LIMIT 1").columns
+    assert "details" not in columns and "details_in" not in columns
+    checks = store.query_rows("SELECT decision_id, check_index, check_name, passed, value, "
+                              "`limit`, reason, approved FROM risk_checks FINAL "
+                              "WHERE client_order_id = 'c2' ORDER BY check_index")
+    assert checks == [["dec2", 0, "kill_switch", True, "released", "released", "", False],
+                      ["dec2", 1, "gross_exposure", False, "0.35", "0.3",
+                       "gross exposure 0.35 above 0.3", False]]
