@@ -43,7 +43,36 @@ def parse_speed(text: str) -> float | None:
     return value
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class PluggedGroup(click.Group):
+    """A group whose commands from other packages (PLUGGED_COMMANDS) are imported only
+    when one of them is run or listed: `firetape audit latency` then does not import
+    Kafka's or Alpaca's client libraries first (~0.15 s of every command's start)."""
+
+    def _plugged(self) -> dict[str, tuple[str, str]]:
+        return {name: (module, attribute) for module, attribute, parent, name
+                in PLUGGED_COMMANDS if parent == self.name}
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self._plugged()))
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is not None or name not in self._plugged():
+            return command
+        import importlib
+
+        module_name, attribute = self._plugged()[name]
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            # An optional part that is not installed: the command is simply absent.
+            if exc.name and module_name.startswith(exc.name):
+                return None
+            raise
+        return getattr(module, attribute)
+
+
+@click.group(cls=PluggedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="firetape")
 def main() -> None:
     """firetape: an event-sourced trading pipeline with deterministic replay."""
@@ -286,7 +315,7 @@ def log_inspect(run_dir, topic, tail, as_json):
         fail(str(exc).strip("'\""))
 
 
-@main.group(invoke_without_command=True)
+@main.group(cls=PluggedGroup, invoke_without_command=True)
 @click.pass_context
 def topics(ctx):
     """The topic registry (and, on Kafka, create/check)."""
@@ -328,22 +357,6 @@ PLUGGED_COMMANDS = (
     ("connectors.alpaca.cli", "control", "main", "control"),
 )
 
-
-def _attach_plugged() -> None:
-    import importlib
-
-    groups = {"main": main, "topics": topics}
-    for module_name, attribute, parent, name in PLUGGED_COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue
-            raise
-        groups[parent].add_command(getattr(module, attribute), name)
-
-
-_attach_plugged()
 
 if __name__ == "__main__":
     sys.exit(main())
