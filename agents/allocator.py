@@ -122,8 +122,9 @@ class AllocatorStage:
         return (self._request(signal, key, delta, current, target),)
 
     def _request(self, signal, key, delta: Decimal, current: Decimal, target: Decimal):
-        header = self.ctx.header(signal)
-        client_order_id = "ft-" + header["event_id"][:24]
+        ctx = self.ctx
+        event_id = ctx.event_id(signal)
+        client_order_id = "ft-" + event_id[:24]
         side = BUY if delta > 0 else SELL
         reducing = current != 0 and current * target >= 0 and abs(target) < abs(current)
         terms = self.terms
@@ -141,8 +142,11 @@ class AllocatorStage:
                 take_profit = _price(signal.price * (1 + up * terms.take_profit_pct))
         self.open_orders[client_order_id] = (key, delta)
         self.pending[key] = self.pending.get(key, ZERO) + delta
-        return SubmitOrder(
-            **header, client_order_id=client_order_id, account=self.ctx.account,
+        return SubmitOrder(   # header keywords written out (see Context.event_id)
+            event_id=event_id, ts_event=signal.ts_event, ts_init=signal.ts_init,
+            correlation_id=signal.correlation_id, causation_id=signal.event_id,
+            producer=ctx.producer, run_id=ctx.run_id,
+            client_order_id=client_order_id, account=ctx.account,
             strategy=key[0], symbol=signal.symbol, side=side, quantity=abs(delta),
             order_type=order_type, limit_price=limit_price, time_in_force=terms.time_in_force,
             ref_price=signal.price, reduce_only=reducing, stop_loss=stop_loss,

@@ -12,6 +12,7 @@ from collections import deque
 from decimal import Decimal
 
 from agents.context import Context
+from agents.prices import exact_price
 from agents.stage import NOTHING
 from schemas import Bar, BrokerStateAdopted, FillExecuted, PortfolioValued, PositionChanged
 
@@ -21,7 +22,7 @@ DRAWDOWN_PLACES = Decimal("0.000000000001")
 
 def price_of(x: float) -> Decimal:
     """A market-data float as the exact decimal it was written as (101.25 -> 101.25)."""
-    return Decimal(repr(x))
+    return exact_price(x)
 
 
 class Sleeve:
@@ -111,7 +112,11 @@ class PortfolioStage:
             self.positions[fill.symbol] = net
         else:   # valuations iterate over open positions only
             self.positions.pop(fill.symbol, None)
-        return (PositionChanged(**self.ctx.header(fill), account=fill.account,
+        ctx = self.ctx   # header keywords written out (see Context.event_id)
+        return (PositionChanged(event_id=ctx.event_id(fill), ts_event=fill.ts_event,
+                                ts_init=fill.ts_init, correlation_id=fill.correlation_id,
+                                causation_id=fill.event_id, producer=ctx.producer,
+                                run_id=ctx.run_id, account=fill.account,
                                 strategy=fill.strategy, symbol=fill.symbol,
                                 quantity=sleeve.quantity, avg_price=sleeve.avg_price(),
                                 realized_pnl=sleeve.realized, fill_id=fill.fill_id,
@@ -144,8 +149,9 @@ class PortfolioStage:
     def _valuation(self, cause, as_of: int, index: int = 0):
         """Value the account at the closes known as of `as_of`."""
         gross = net = ZERO
+        marks = self.marks
         for symbol, qty in self.positions.items():
-            value = qty * self.mark_of(symbol)
+            value = qty * exact_price(marks[symbol])   # qty * self.mark_of(symbol)
             gross += abs(value)
             net += value
         equity = self.cash + net
@@ -156,8 +162,11 @@ class PortfolioStage:
             drawdown = ((self.high_water_mark - equity) / self.high_water_mark).quantize(
                 DRAWDOWN_PLACES)
         realized = self.realized
+        ctx = self.ctx   # header keywords written out (see Context.event_id)
         return PortfolioValued(
-            **self.ctx.header(cause, index, ts_event=as_of), account=self.ctx.account,
+            event_id=ctx.event_id(cause, index), ts_event=as_of, ts_init=cause.ts_init,
+            correlation_id=cause.correlation_id, causation_id=cause.event_id,
+            producer=ctx.producer, run_id=ctx.run_id, account=ctx.account,
             cash=self.cash, equity=equity, gross_exposure=gross, net_exposure=net,
             realized_pnl=realized, unrealized_pnl=equity - self.initial_cash - realized,
             commissions=self.commissions, high_water_mark=self.high_water_mark,

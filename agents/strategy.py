@@ -1,7 +1,7 @@
 """The strategy stage: bars in, each enabled strategy's new targets (or failures) out."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from agents.context import Context
 from agents.stage import NOTHING, Handler
@@ -62,6 +62,9 @@ class StrategyStage:
         self._with_volatility = with_volatility
         self._volatility_window = volatility_window
         self._volatility: dict[str, RollingVolatility] = {}
+        # symbol -> (slot, its instance's on_bar) for every active slot, once all exist
+        # and no volatility is tracked: the fast path of on_bar
+        self._runners: dict[str, tuple[tuple[_Slot, Callable], ...]] = {}
 
     def routes(self) -> Mapping[type, Handler]:
         """Bars drive the strategies; strategy on/off commands come from control."""
@@ -74,6 +77,29 @@ class StrategyStage:
 
     def on_bar(self, bar: Bar) -> Sequence[Event]:
         """Every enabled strategy's new target for this bar's symbol, or its failure."""
+        runners = self._runners.get(bar.symbol)
+        if runners is None:
+            return self._on_bar(bar)
+        # _on_bar for a symbol whose instances all exist: the same calls, in the same
+        # order, without looking each instance up again (this runs once per bar).
+        out: list[Event] | None = None
+        for slot, run in runners:
+            try:
+                target = run(bar)
+                if target is None:
+                    continue
+                direction, confidence = _checked(target)
+            except Exception as exc:  # a plugin's bug must not stop the other strategies
+                if out is None:
+                    out = []
+                out.append(self._failed(bar, len(out), slot, exc))
+                continue
+            if out is None:
+                out = []
+            out.append(self._signal(bar, len(out), slot, direction, confidence, 0.0))
+        return NOTHING if out is None else out
+
+    def _on_bar(self, bar: Bar) -> Sequence[Event]:
         symbol = bar.symbol
         volatility = 0.0
         if self._with_volatility:
@@ -91,17 +117,29 @@ class StrategyStage:
             except Exception as exc:  # a plugin's bug must not stop the other strategies
                 if out is None:
                     out = []
-                out.append(StrategyFailed(**self._ctx.header(bar, len(out)),
-                                          strategy=slot.name, symbol=symbol,
-                                          error=f"{type(exc).__name__}: {exc}"))
+                out.append(self._failed(bar, len(out), slot, exc))
                 continue
             if out is None:
                 out = []
-            out.append(SignalGenerated(**self._ctx.header(bar, len(out)), strategy=slot.name,
-                                       symbol=symbol, direction=direction,
-                                       confidence=confidence, price=bar.close,
-                                       volatility=volatility))
+            out.append(self._signal(bar, len(out), slot, direction, confidence, volatility))
+        if not self._with_volatility and all(symbol in slot.instances for slot in self._active):
+            self._runners[symbol] = tuple((slot, slot.instances[symbol].on_bar)
+                                          for slot in self._active)
         return NOTHING if out is None else out
+
+    def _signal(self, bar: Bar, index: int, slot: _Slot, direction: int, confidence: float,
+                volatility: float) -> SignalGenerated:
+        ctx = self._ctx   # header keywords written out (see Context.event_id)
+        return SignalGenerated(event_id=ctx.event_id(bar, index), ts_event=bar.ts_event,
+                               ts_init=bar.ts_init, correlation_id=bar.correlation_id,
+                               causation_id=bar.event_id, producer=ctx.producer,
+                               run_id=ctx.run_id, strategy=slot.name, symbol=bar.symbol,
+                               direction=direction, confidence=confidence, price=bar.close,
+                               volatility=volatility)
+
+    def _failed(self, bar: Bar, index: int, slot: _Slot, exc: Exception) -> StrategyFailed:
+        return StrategyFailed(**self._ctx.header(bar, index), strategy=slot.name,
+                              symbol=bar.symbol, error=f"{type(exc).__name__}: {exc}")
 
     def on_enabled(self, event: StrategyEnabled) -> Sequence[Event]:
         """Resume calling the named strategy."""
@@ -117,6 +155,7 @@ class StrategyStage:
 
     def _refresh_active(self) -> None:
         self._active = [slot for slot in self._slots if slot.name not in self._disabled]
+        self._runners.clear()
 
     def _update_volatility(self, symbol: str, close: float) -> float:
         tracker = self._volatility.get(symbol)

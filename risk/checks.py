@@ -11,7 +11,7 @@ from datetime import datetime
 from datetime import time as clock_time
 from decimal import Decimal
 
-from risk.limits import RiskLimits
+from risk.limits import RiskLimits, limit_texts
 from risk.proposal import ProposedOrder, positive
 from risk.state import KILL_SWITCH, NEW_YORK
 from risk.var import InsufficientHistory
@@ -22,6 +22,9 @@ NS = 1_000_000_000
 RATE_WINDOW_NS = 60 * NS
 REDUCING_REASON = "reducing"
 _SIX_PLACES = Decimal("0.000001")
+# Below this a float's 6-place text has far fewer than the 28 digits a quantize allows
+# (beyond them quantize raises), so the float formatting may stand in for the Decimal.
+_FLOAT_TEXT_BOUND = 1e15
 _OPEN, _CLOSE = clock_time(9, 30), clock_time(16, 0)
 
 Check = Callable[[ProposedOrder, RiskLimits], CheckResult]
@@ -81,66 +84,68 @@ def check_price_known(order: ProposedOrder, limits: RiskLimits) -> CheckResult:
 
 def check_portfolio_fresh(order: ProposedOrder, limits: RiskLimits) -> CheckResult:
     """Equity older than max_valuation_age_s cannot be trusted for exposure ratios."""
-    limit = str(limits.max_valuation_age_s)
+    limit = limit_texts(limits).max_valuation_age_s
     valued = order.book.valuation_ts
     if valued is None:
         return CheckResult("portfolio_fresh", False, "missing", limit, "no portfolio valuation")
-    age = Decimal(order.now - valued) / NS
+    age, text = _age(order.now - valued)
     if age > limits.max_valuation_age_s:
-        return CheckResult("portfolio_fresh", False, str(age), limit,
+        return CheckResult("portfolio_fresh", False, text, limit,
                            f"stale portfolio: valued {age} s before the order, limit {limit} s")
-    return CheckResult("portfolio_fresh", True, str(age), limit)
+    return CheckResult("portfolio_fresh", True, text, limit)
 
 
 def check_order_quantity(order: ProposedOrder, limits: RiskLimits) -> CheckResult:
     """One order may not exceed max_order_quantity units."""
     quantity, limit = order.request.quantity, limits.max_order_quantity
+    text = limit_texts(limits).max_order_quantity
     if quantity > limit:
-        return CheckResult("order_quantity", False, str(quantity), str(limit),
+        return CheckResult("order_quantity", False, str(quantity), text,
                            f"quantity {quantity} above max_order_quantity {limit}")
-    return CheckResult("order_quantity", True, str(quantity), str(limit))
+    return CheckResult("order_quantity", True, str(quantity), text)
 
 
 def check_order_notional(order: ProposedOrder, limits: RiskLimits) -> CheckResult:
     """One order may not exceed max_order_notional in money."""
     limit = limits.max_order_notional
+    text = limit_texts(limits).max_order_notional
     if order.price is None:
-        return _unpriced("order_notional", str(limit), order)
+        return _unpriced("order_notional", text, order)
     notional = order.request.quantity * order.price
     if notional > limit:
-        return CheckResult("order_notional", False, str(notional), str(limit),
+        return CheckResult("order_notional", False, str(notional), text,
                            f"notional {notional} above max_order_notional {limit}")
-    return CheckResult("order_notional", True, str(notional), str(limit))
+    return CheckResult("order_notional", True, str(notional), text)
 
 
 def check_symbol_exposure(order: ProposedOrder, limits: RiskLimits) -> CheckResult:
     """|post-trade position incl. open orders| x price, as a fraction of equity."""
-    limit = limits.max_symbol_exposure
+    texts = limit_texts(limits)
     if order.price is None:
-        return _unpriced("symbol_exposure", str(limit), order)
-    symbol = order.request.symbol
+        return _unpriced("symbol_exposure", texts.max_symbol_exposure, order)
     notional = abs(order.post_position) * order.price
-    return _within_fraction("symbol_exposure", notional, limit, order,
-                            f"{symbol} exposure")
+    return _within_fraction("symbol_exposure", notional, texts.max_symbol_exposure,
+                            texts.symbol_exposure_fraction, order, "exposure")
 
 
 def check_gross_exposure(order: ProposedOrder, limits: RiskLimits) -> CheckResult:
     """Sum over symbols of |post-trade position| x mark, as a fraction of equity."""
-    limit = limits.max_gross_exposure
+    texts = limit_texts(limits)
     if order.price is None:
-        return _unpriced("gross_exposure", str(limit), order)
-    return _within_fraction("gross_exposure", order.gross_notional, limit, order,
-                            "gross exposure")
+        return _unpriced("gross_exposure", texts.max_gross_exposure, order)
+    return _within_fraction("gross_exposure", order.gross_notional, texts.max_gross_exposure,
+                            texts.gross_exposure_fraction, order, None)
 
 
 def check_min_equity(order: ProposedOrder, limits: RiskLimits) -> CheckResult:
     """Below min_equity the account may only reduce."""
     equity, limit = order.book.equity, limits.min_equity
+    text = limit_texts(limits).min_equity
     if order.reducing:
-        return CheckResult("min_equity", True, str(equity), str(limit), REDUCING_REASON)
+        return CheckResult("min_equity", True, str(equity), text, REDUCING_REASON)
     if equity >= limit:
-        return CheckResult("min_equity", True, str(equity), str(limit))
-    return CheckResult("min_equity", False, str(equity), str(limit),
+        return CheckResult("min_equity", True, str(equity), text)
+    return CheckResult("min_equity", False, str(equity), text,
                        f"equity {equity} below min_equity {limit}")
 
 
@@ -148,10 +153,11 @@ def check_order_rate(order: ProposedOrder, limits: RiskLimits) -> CheckResult:
     """At most max_orders_per_minute approvals in any 60 s of event time."""
     count = order.book.approvals_within(order.now, RATE_WINDOW_NS)
     limit = limits.max_orders_per_minute
+    text = limit_texts(limits).max_orders_per_minute
     if count >= limit:
-        return CheckResult("order_rate", False, str(count), str(limit),
+        return CheckResult("order_rate", False, str(count), text,
                            f"{count} orders approved in the last 60 s, limit {limit} per minute")
-    return CheckResult("order_rate", True, str(count), str(limit))
+    return CheckResult("order_rate", True, str(count), text)
 
 
 def check_trading_hours(order: ProposedOrder, limits: RiskLimits) -> CheckResult:
@@ -169,12 +175,12 @@ def check_trading_hours(order: ProposedOrder, limits: RiskLimits) -> CheckResult
 
 def check_var(order: ProposedOrder, limits: RiskLimits) -> CheckResult:
     """1-day historical VaR of the post-trade positions within var_budget of equity."""
-    return _tail_check("var", 0, limits.var_budget, order)
+    return _tail_check("var", 0, limits.var_budget, limit_texts(limits).var_budget, order)
 
 
 def check_cvar(order: ProposedOrder, limits: RiskLimits) -> CheckResult:
     """1-day historical CVaR (expected shortfall) within cvar_budget of equity."""
-    return _tail_check("cvar", 1, limits.cvar_budget, order)
+    return _tail_check("cvar", 1, limits.cvar_budget, limit_texts(limits).cvar_budget, order)
 
 
 # The order the checks appear in every decision. run_checks reads this at call time.
@@ -210,44 +216,70 @@ def run_checks(order: ProposedOrder, limits: RiskLimits) -> tuple[CheckResult, .
 
 def ratio_text(ratio: Decimal | float) -> str:
     """A ratio rounded to 6 places without trailing zeros ("0.1234")."""
-    text = f"{Decimal(ratio).quantize(_SIX_PLACES):f}"
+    if ratio.__class__ is float and -_FLOAT_TEXT_BOUND < ratio < _FLOAT_TEXT_BOUND:
+        # Both round the float's exact binary value half-even to 6 places, and format
+        # with a decimal point and no exponent; "%.6f" does it without making a Decimal.
+        text = f"{ratio:.6f}"
+    else:
+        text = f"{Decimal(ratio).quantize(_SIX_PLACES):f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def _within_fraction(name: str, notional: Decimal, limit: float, order: ProposedOrder,
-                     what: str) -> CheckResult:
+def _within_fraction(name: str, notional: Decimal, limit: str, fraction: Decimal,
+                     order: ProposedOrder, what: str | None) -> CheckResult:
+    """`limit` is the limit's text, `fraction` its exact value; `what` names the figure
+    in a denial, None for gross exposure ("<symbol> exposure" otherwise)."""
     equity = order.book.equity
     if equity <= 0:
         if order.reducing:
-            return CheckResult(name, True, "n/a", str(limit), REDUCING_REASON)
-        return CheckResult(name, False, "n/a", str(limit), f"equity {equity} is not positive")
+            return CheckResult(name, True, "n/a", limit, REDUCING_REASON)
+        return CheckResult(name, False, "n/a", limit, f"equity {equity} is not positive")
     ratio = notional / equity
     value = ratio_text(ratio)
     if order.reducing:
-        return CheckResult(name, True, value, str(limit), REDUCING_REASON)
-    if ratio <= Decimal(repr(limit)):
-        return CheckResult(name, True, value, str(limit))
-    return CheckResult(name, False, value, str(limit),
+        return CheckResult(name, True, value, limit, REDUCING_REASON)
+    if ratio <= fraction:
+        return CheckResult(name, True, value, limit)
+    what = "gross exposure" if what is None else f"{order.request.symbol} {what}"
+    return CheckResult(name, False, value, limit,
                        f"{what} {value} of equity above limit {limit}")
 
 
-def _tail_check(name: str, which: int, budget: float, order: ProposedOrder) -> CheckResult:
+def _tail_check(name: str, which: int, budget: float, limit: str,
+                order: ProposedOrder) -> CheckResult:
+    """`limit` is the text of `budget`."""
     if order.price is None:
-        return _unpriced(name, str(budget), order)
+        return _unpriced(name, limit, order)
     try:
         value = order.tail_risk[which]
     except InsufficientHistory as exc:
         if order.reducing:
-            return CheckResult(name, True, "insufficient history", str(budget), REDUCING_REASON)
-        return CheckResult(name, False, "insufficient history", str(budget),
+            return CheckResult(name, True, "insufficient history", limit, REDUCING_REASON)
+        return CheckResult(name, False, "insufficient history", limit,
                            f"{name}: insufficient return history ({exc})")
     text = ratio_text(value)
     if order.reducing:
-        return CheckResult(name, True, text, str(budget), REDUCING_REASON)
+        return CheckResult(name, True, text, limit, REDUCING_REASON)
     if value <= budget:
-        return CheckResult(name, True, text, str(budget))
-    return CheckResult(name, False, text, str(budget),
+        return CheckResult(name, True, text, limit)
+    return CheckResult(name, False, text, limit,
                        f"1-day {name} {text} of equity above budget {budget}")
+
+
+# Valuation age (ns) -> (age in seconds, its text): a backtest sees a handful of ages.
+_AGES: dict[int, tuple[Decimal, str]] = {}
+_MAX_AGES = 4096
+
+
+def _age(ns: int) -> tuple[Decimal, str]:
+    """`ns` nanoseconds as an exact Decimal number of seconds, and its text."""
+    known = _AGES.get(ns)
+    if known is None:
+        if len(_AGES) >= _MAX_AGES:
+            _AGES.clear()
+        age = Decimal(ns) / NS
+        known = _AGES[ns] = (age, str(age))
+    return known
 
 
 def _unpriced(name: str, limit: str, order: ProposedOrder) -> CheckResult:

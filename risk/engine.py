@@ -43,7 +43,8 @@ from schemas.portfolio import PortfolioValued
 from schemas.risk import ACTIVE, CheckResult, OrderApproved, OrderDenied, TradingStateChanged
 
 # The order's material terms: every SubmitOrder field that is not part of the header.
-_TERMS = tuple(f for f in SubmitOrder.__struct_fields__ if f not in Event.__struct_fields__)
+# _decide copies each into the PlaceOrder by name (a test holds it to this list).
+TERMS = tuple(f for f in SubmitOrder.__struct_fields__ if f not in Event.__struct_fields__)
 # Header index of the start-of-run kill-switch announcement; the decision uses 0 and the
 # PlaceOrder 1, so this never collides with them.
 _START_INDEX = 2
@@ -61,8 +62,6 @@ class RiskStage:
         self._limits = limits
         self._book = AccountBook(Decimal(initial_equity), limits.var_lookback)
         self._trading = TradingState()
-        # Bound once: the bar handler runs per bar per symbol, a hop saved is felt.
-        self._record_close = self._book.history.record_close
         self._day = TradingDay()
         # Drawdown acknowledged by the last accepted release: the halt re-arms only when the
         # drawdown deepens by another max_drawdown or first recovers below the limit, so a
@@ -90,7 +89,8 @@ class RiskStage:
     def routes(self) -> Mapping[type, Handler]:
         """Input event type -> handler."""
         return {
-            Bar: self._on_bar,
+            # Straight to the history: the hot path of a backtest, a hop saved is felt.
+            Bar: self._book.history.record_bar,
             PortfolioValued: self._on_valuation,
             FillExecuted: self._on_fill,
             OrderRejected: self._on_order_done,
@@ -110,12 +110,8 @@ class RiskStage:
         return NOTHING
 
     # -- market data: the hot path of a backtest, no output ----------------------------
-
-    def _on_bar(self, bar: Bar) -> Sequence[Event]:
-        if self._book.valuation_ts is None:
-            self._book.valuation_ts = bar.ts_event
-        self._record_close(bar.symbol, bar.close)
-        return NOTHING
+    # Bars go to MarkHistory.record_bar (see routes): the mark, the return history and
+    # the time of the first bar, which stands for the valuation time until one arrives.
 
     # -- account ---------------------------------------------------------------------------
 
@@ -264,22 +260,42 @@ class RiskStage:
         checks = run_checks(proposal, self._limits)
         if not all(check.passed for check in checks):
             return [self._denial(request, checks)]
+        ctx = self._ctx
+        # Header keywords written out (see Context.event_id): the same fields as
+        # ctx.header(request, index) gives.
+        ts_event, ts_init = request.ts_event, request.ts_init
+        correlation_id, causation_id = request.correlation_id, request.event_id
         approved = OrderApproved(
-            **self._ctx.header(request, 0), client_order_id=request.client_order_id,
+            event_id=ctx.event_id(request, 0), ts_event=ts_event, ts_init=ts_init,
+            correlation_id=correlation_id, causation_id=causation_id, producer=ctx.producer,
+            run_id=ctx.run_id, client_order_id=request.client_order_id,
             account=request.account, strategy=request.strategy, symbol=request.symbol,
             side=request.side, quantity=request.quantity, trading_state=self._trading.state,
             checks=checks)
-        place = PlaceOrder(**self._ctx.header(request, 1),
-                           **{term: getattr(request, term) for term in _TERMS},
-                           decision_id=approved.event_id)
+        # Every term of the request (TERMS), written out.
+        place = PlaceOrder(
+            event_id=ctx.event_id(request, 1), ts_event=ts_event, ts_init=ts_init,
+            correlation_id=correlation_id, causation_id=causation_id, producer=ctx.producer,
+            run_id=ctx.run_id, client_order_id=request.client_order_id,
+            account=request.account, strategy=request.strategy, symbol=request.symbol,
+            side=request.side, quantity=request.quantity, order_type=request.order_type,
+            limit_price=request.limit_price, stop_price=request.stop_price,
+            time_in_force=request.time_in_force, security_type=request.security_type,
+            ref_price=request.ref_price, reduce_only=request.reduce_only,
+            stop_loss=request.stop_loss, take_profit=request.take_profit,
+            parent_id=request.parent_id, decision_id=approved.event_id)
         # State moves only once both events exist, so a failure above leaves it untouched.
         self._book.add_open_order(request.client_order_id, request.symbol, proposal.delta)
         self._book.approvals.append(request.ts_event)
         return [approved, place]
 
     def _denial(self, request: SubmitOrder, checks: tuple[CheckResult, ...]) -> OrderDenied:
+        ctx = self._ctx
         return OrderDenied(
-            **self._ctx.header(request, 0), client_order_id=request.client_order_id,
+            event_id=ctx.event_id(request, 0), ts_event=request.ts_event,
+            ts_init=request.ts_init, correlation_id=request.correlation_id,
+            causation_id=request.event_id, producer=ctx.producer, run_id=ctx.run_id,
+            client_order_id=request.client_order_id,
             account=request.account, strategy=request.strategy, symbol=request.symbol,
             side=request.side, quantity=request.quantity, trading_state=self._trading.state,
             checks=checks, reasons=tuple(check.reason for check in checks if not check.passed))

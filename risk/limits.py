@@ -58,6 +58,48 @@ class RiskLimits(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
                 raise ValueError(f"{name}: must be true or false, got {getattr(self, name)!r}")
 
 
+class LimitTexts:
+    """The limits as the checks print and compare them, made once per RiskLimits object
+    (str() of a Decimal or float, and Decimal(repr()) of a float fraction, cost more
+    than the checks' own arithmetic)."""
+
+    __slots__ = ("limits", "max_order_quantity", "max_order_notional", "max_symbol_exposure",
+                 "max_gross_exposure", "symbol_exposure_fraction", "gross_exposure_fraction",
+                 "min_equity", "max_orders_per_minute", "max_valuation_age_s", "var_budget",
+                 "cvar_budget")
+
+    def __init__(self, limits: RiskLimits) -> None:
+        self.limits = limits
+        self.max_order_quantity = str(limits.max_order_quantity)
+        self.max_order_notional = str(limits.max_order_notional)
+        self.max_symbol_exposure = str(limits.max_symbol_exposure)
+        self.max_gross_exposure = str(limits.max_gross_exposure)
+        # Exact copies of the float fractions, compared with Decimal ratios.
+        self.symbol_exposure_fraction = Decimal(repr(limits.max_symbol_exposure))
+        self.gross_exposure_fraction = Decimal(repr(limits.max_gross_exposure))
+        self.min_equity = str(limits.min_equity)
+        self.max_orders_per_minute = str(limits.max_orders_per_minute)
+        self.max_valuation_age_s = str(limits.max_valuation_age_s)
+        self.var_budget = str(limits.var_budget)
+        self.cvar_budget = str(limits.cvar_budget)
+
+
+# The texts of the limits last asked for: limits change rarely, so one entry is enough.
+# Replaced as a whole tuple, so a reader never pairs one object with another's texts.
+_last_texts: tuple[RiskLimits | None, LimitTexts | None] = (None, None)
+
+
+def limit_texts(limits: RiskLimits) -> LimitTexts:
+    """The LimitTexts of `limits` (cached for the most recent limits object)."""
+    global _last_texts
+    cached, texts = _last_texts
+    if cached is limits:
+        return texts   # type: ignore[return-value]
+    texts = LimitTexts(limits)
+    _last_texts = (limits, texts)
+    return texts
+
+
 def with_limit(limits: RiskLimits, name: str, text: str) -> RiskLimits:
     """A copy of `limits` with field `name` set from its text form (as in LimitChanged).
 

@@ -11,6 +11,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from agents.prices import exact_price
 from risk.history import MarkHistory
 from risk.valuation import ExposureBook
 from schemas.orders import BUY, SELL
@@ -53,6 +54,8 @@ class TradingState:
     @property
     def state(self) -> str:
         """The strictest state any active halt imposes; ACTIVE when none remains."""
+        if not self.halts:
+            return ACTIVE
         states = {_STATE_OF_REASON[reason] for reason in self.halts}
         if HALTED in states:
             return HALTED
@@ -110,9 +113,22 @@ class AccountBook:
         self.equity = initial_equity
         self.drawdown = ZERO
         # Before the first valuation the initial equity counts as valued at the first
-        # event time seen; None until then.
-        self.valuation_ts: int | None = None
+        # event time seen; None until then. Bars go straight to the history, which keeps
+        # the time of the first one (see valuation_ts).
+        self._valuation_ts: int | None = None
         self.approvals: deque[int] = deque()   # ts_event of recent approvals, oldest first
+
+    @property
+    def valuation_ts(self) -> int | None:
+        """Event time of the latest valuation; before the first one, of the first event
+        seen (a bar, or whatever the stage handled first); None before any event."""
+        if self._valuation_ts is None:
+            return self.history.first_ts
+        return self._valuation_ts
+
+    @valuation_ts.setter
+    def valuation_ts(self, ts: int | None) -> None:
+        self._valuation_ts = ts
 
     def record_close(self, symbol: str, close: float) -> None:
         """Remember a bar's close as the mark and its close-to-close return."""
@@ -183,7 +199,7 @@ class AccountBook:
         close = self.marks.get(symbol)
         if close is not None and close > 0 and close != float("inf"):
             # repr gives the shortest text that round-trips: 101.25, not its binary expansion.
-            return Decimal(repr(close))
+            return exact_price(close)
         return self.fill_prices.get(symbol)
 
     def approvals_within(self, now: int, window_ns: int) -> int:

@@ -44,6 +44,8 @@ class ExposureBook:
         self._quantity: dict[str, int] = {}       # integral committed quantity, regular only
         self._valued: dict[str, tuple[float, int]] = {}   # symbol -> (close, micros)
         self._exposure = np.zeros(0)              # signed float notional by history row
+        # Written through a memoryview: an item assignment costs half a numpy one.
+        self._exposure_view = memoryview(self._exposure)
 
     def set_committed(self, symbol: str, quantity: Decimal) -> None:
         """A symbol's committed quantity changed: revalue it now."""
@@ -64,13 +66,30 @@ class ExposureBook:
         moved = self.history.moved
         if not moved:
             return
-        committed, valued = self.committed, self._valued
-        marks = self.history.marks
-        for symbol in moved:
-            if symbol in committed:
-                entry = valued.get(symbol)
-                if entry is None or entry[0] != marks[symbol]:
-                    self._revalue(symbol)
+        valued, quantities = self._valued, self._quantity
+        marks, rows = self.history.marks, self.history.rows
+        exposure = self._exposure_view
+        gross = 0
+        # Only the moved symbols that are held; most moved ones are not.
+        for symbol in moved & self.committed.keys():
+            close = marks[symbol]
+            entry = valued.get(symbol)
+            if entry is not None:
+                if entry[0] == close:
+                    continue
+                # _revalue's regular case, inlined: a held position on the micro grid
+                # whose new close is on the grid too.
+                if 0.0 < close < _MAX_CLOSE:
+                    micros = round(close * MICROS)
+                    if micros / MICROS == close:
+                        quantity = quantities[symbol]
+                        notional = abs(quantity) * micros
+                        gross += notional - entry[1]
+                        valued[symbol] = (close, notional)
+                        exposure[rows[symbol]] = (quantity * micros) / MICROS
+                        continue
+            self._revalue(symbol)
+        self.gross_micros += gross
         moved.clear()
 
     def micros_of(self, symbol: str) -> int:
@@ -90,7 +109,7 @@ class ExposureBook:
         entry = self._valued.pop(symbol, None)
         if entry is not None:
             self.gross_micros -= entry[1]
-            self._exposure[self.history.rows[symbol]] = 0.0
+            self._exposure_view[self.history.rows[symbol]] = 0.0
         self.irregular.discard(symbol)
         if symbol not in self.committed:
             return
@@ -105,10 +124,11 @@ class ExposureBook:
             grown = np.zeros(max(2 * len(self._exposure), row + 1, 64))
             grown[:len(self._exposure)] = self._exposure
             self._exposure = grown
+            self._exposure_view = memoryview(grown)
         notional = abs(quantity) * micros
         self._valued[symbol] = (close, notional)
         self.gross_micros += notional
-        self._exposure[row] = (quantity * micros) / MICROS
+        self._exposure_view[row] = (quantity * micros) / MICROS
 
 
 def _whole(quantity: Decimal) -> int | None:

@@ -17,6 +17,10 @@ from risk.history import MarkHistory
 
 # Beyond this many ring alignments one gather of every window beats a product per group.
 _MAX_GROUPS = 4
+_FLOAT = np.dtype(float)
+# Losses below this in magnitude cannot add up to an overflow (n is far below 1e7).
+_SAFE = 1e300
+_add = np.add.reduce
 
 
 class InsufficientHistory(Exception):
@@ -57,20 +61,40 @@ def held_scenario_pnl(exposure: np.ndarray, history: MarkHistory,
     (rows,) = exposure.nonzero()
     if not len(rows):
         return np.zeros(1)
-    seen = history.seen(rows)
     # Python's min/max over a short list: a numpy reduction costs more in call overhead
     # than the comparisons themselves at a hundred rows.
-    seen_list = seen.tolist()
+    seen_list = history.seen(rows).tolist()
     fewest, most = min(seen_list), max(seen_list)
-    lookback = history.lookback
-    n = min(fewest, lookback)
+    n = min(fewest, history.lookback)
     if n < min_history:
         return None
     held = exposure.take(rows)
     if fewest == most:   # in step, as in a replay between two timestamps
-        return _window(_combine(held, history.ring_rows(rows)), fewest % lookback, n)
-    # Mid-timestamp some symbols already have this bar's return and some not yet: one
-    # product per group of rows with as many returns, each then aligned on its window.
+        block = history.columns(rows, fewest, n)
+        block *= held[:, None]
+        return np.add.reduce(block, axis=0)
+    if most - fewest == 1:
+        # Mid-timestamp in a replay: the symbols before this one in the replay order have
+        # this bar's return and the rest not yet. Rows are numbered in that order, so the
+        # rows with `most` returns usually come first; then one gather of n + 1 columns
+        # holds both groups' windows, one column apart.
+        split = seen_list.count(most)
+        if seen_list.index(fewest) == split:
+            block = history.columns(rows, most, n + 1)
+            block *= held[:, None]
+            # As `_grouped_pnl` adds them: the group with fewer returns first. A sum of
+            # numpy's reduction starts from +0.0 and is never -0.0, so it equals 0.0 + it.
+            pnl = np.add.reduce(block[split:, :n], axis=0)
+            pnl += np.add.reduce(block[:split, 1:], axis=0)
+            return pnl
+    return _grouped_pnl(rows, held, history, history.seen(rows), fewest, most, n)
+
+
+def _grouped_pnl(rows: np.ndarray, held: np.ndarray, history: MarkHistory, seen: np.ndarray,
+                 fewest: int, most: int, n: int) -> np.ndarray:
+    """The scenario P&L when the held rows are out of step in any other way: one product
+    per group of rows with as many returns, each then aligned on its window."""
+    lookback = history.lookback
     counts = (fewest, most) if most - fewest == 1 else np.unique(seen).tolist()
     if len(counts) > _MAX_GROUPS:
         return _combine(held, history.windows(rows, n))
@@ -103,20 +127,24 @@ def var_cvar(pnl: np.ndarray, confidence: float) -> tuple[float, float]:
     VaR is the `confidence` quantile of losses taken at an observed scenario ("higher"),
     the conservative choice for a short history; CVaR is the mean loss at or beyond it.
     """
-    losses = np.negative(pnl, dtype=float)
+    losses = np.negative(pnl) if pnl.dtype == _FLOAT else np.negative(pnl, dtype=float)
     losses.sort()
-    if not math.isfinite(losses.sum()):
-        raise ValueError("non-finite return in history")
+    n = len(losses)
+    # Sorted, a NaN is last and an infinity first or last; and below _SAFE in magnitude
+    # no sum of n losses can overflow, so the ends alone prove the sum finite.
+    if not (-_SAFE < losses.item(0) and losses.item(n - 1) < _SAFE):
+        if not math.isfinite(losses.sum()):
+            raise ValueError("non-finite return in history")
     # numpy.quantile(method="higher") by hand: it costs ten times a sort on 250 points.
     # The epsilon keeps an exact product such as 0.8 * 10 from rounding up a place.
-    n = len(losses)
     at = min(n - 1, math.ceil(confidence * (n - 1) - 1e-9))
     var = losses.item(at)
     # The tail starts at the first loss equal to VaR; it is nearly always VaR's own.
     first = at
     if first and losses.item(first - 1) == var:
         first = int(losses.searchsorted(var, side="left"))
-    # sum / count is what ndarray.mean computes, without its bookkeeping
-    cvar = float(losses[first:].sum()) / (n - first)
+    # sum / count is what ndarray.mean computes, without its bookkeeping; add.reduce is
+    # what ndarray.sum calls, without its Python wrapper
+    cvar = float(_add(losses[first:])) / (n - first)
     # the mean of equal losses can land one ulp below them; CVaR is never below VaR
     return max(var, 0.0), max(cvar, var, 0.0)

@@ -9,6 +9,8 @@ import pandas as pd
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 VALUE_COLUMNS = (*PRICE_COLUMNS, "volume")
+# Rows a feed converts to Python objects at a time (see BarFrame.row_chunks).
+ROW_CHUNK = 8192
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,15 +64,25 @@ class BarFrame:
         return np.array(self.symbols, dtype=object)[self.symbol_code]
 
     def rows(self) -> Iterator[tuple[int, str, float, float, float, float, float]]:
-        """Yield (ts, symbol, open, high, low, close, volume) as plain Python scalars.
+        """Yield (ts, symbol, open, high, low, close, volume) as plain Python scalars."""
+        for chunk in self.row_chunks():
+            yield from chunk
+
+    def row_chunks(self, size: int = ROW_CHUNK
+                   ) -> Iterator[Iterator[tuple[int, str, float, float, float, float, float]]]:
+        """`rows`, `size` rows at a time: each item iterates one chunk's rows.
 
         The fast path for a feed building one event per row: `tolist()` converts each
-        column once in C, instead of a numpy scalar boxing per field per row.
+        column in C, instead of a numpy scalar boxing per field per row; chunk by chunk,
+        so a long replay never holds every row as Python objects at once.
         """
         names = self.symbols
-        symbols = [names[c] for c in self.symbol_code.tolist()]
-        return zip(self.ts.tolist(), symbols, self.open.tolist(), self.high.tolist(),
-                   self.low.tolist(), self.close.tolist(), self.volume.tolist())
+        for start in range(0, len(self.ts), size):
+            stop = start + size
+            symbols = [names[c] for c in self.symbol_code[start:stop].tolist()]
+            yield zip(self.ts[start:stop].tolist(), symbols, self.open[start:stop].tolist(),
+                      self.high[start:stop].tolist(), self.low[start:stop].tolist(),
+                      self.close[start:stop].tolist(), self.volume[start:stop].tolist())
 
     def take(self, index: np.ndarray) -> BarFrame:
         """The rows at `index` (positions or a boolean mask), in that order, same symbols."""

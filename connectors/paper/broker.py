@@ -33,7 +33,7 @@ from agents.stage import NOTHING, Handler
 from connectors.paper.config import CLOSE, ExecutionConfig
 from connectors.paper.costs import commission, slipped_price, slippage_factor
 from connectors.paper.matching import (
-    bar_prices, fill_quantity, match_price, reach_bounds, to_price,
+    BarPrices, fill_quantity, match_price, reach_bounds, to_price,
 )
 from schemas.fills import FillExecuted
 from schemas.header import Event
@@ -49,6 +49,7 @@ _HOUR_NS = 3_600_000_000_000
 # realistic grid while bounding the digits a repeating fraction would produce.
 _AVG_PRICE_QUANTUM = Decimal("1e-10")
 OCO_REASON = "oco: sibling filled"
+_MAX_GRID_PRICES = 1 << 16   # past this the price memo starts over
 _REJECTION_INDEX = -1
 ORDER_TYPES = (MARKET, LIMIT, STOP)
 TIMES_IN_FORCE = (DAY, GTC)
@@ -143,6 +144,9 @@ class PaperBroker:
         self._seen_order_ids: set[str] = set()
         self._date_hour = -1               # one-entry cache: bars arrive in time order
         self._date_of_hour = date.min
+        # float price -> to_price(price, increment): a backtest puts the same few thousand
+        # prices on the grid over and over (see agents.prices for why only positive floats)
+        self._grid: dict[float, Decimal] = {}
 
     def routes(self) -> Mapping[type, Handler]:
         """PlaceOrder -> on_order, Bar -> on_bar."""
@@ -169,18 +173,27 @@ class PaperBroker:
         self._seen_order_ids.add(order.client_order_id)
         working = _WorkingOrder(order, self._broker_order_id(order.client_order_id),
                                 order.ts_event + self._latency_ns, self._increment)
+        # Header keywords written out (see Context.event_id): what ctx.header gives.
+        producer, run_id = ctx.producer, ctx.run_id
+        ts_init, correlation_id, causation_id = (order.ts_init, order.correlation_id,
+                                                 order.event_id)
         events: list[Event] = [
-            OrderSubmitted(**ctx.header(order, working.next_index()),
+            OrderSubmitted(event_id=ctx.event_id(order, working.next_index()),
+                           ts_event=order.ts_event, ts_init=ts_init,
+                           correlation_id=correlation_id, causation_id=causation_id,
+                           producer=producer, run_id=run_id,
                            client_order_id=order.client_order_id, account=order.account,
                            symbol=order.symbol),
-            OrderAccepted(**ctx.header(order, working.next_index(),
-                                       ts_event=order.ts_event + self._latency_ns),
+            OrderAccepted(event_id=ctx.event_id(order, working.next_index()),
+                          ts_event=order.ts_event + self._latency_ns, ts_init=ts_init,
+                          correlation_id=correlation_id, causation_id=causation_id,
+                          producer=producer, run_id=run_id,
                           client_order_id=order.client_order_id, account=order.account,
                           symbol=order.symbol, broker_order_id=working.broker_order_id),
         ]
         events += self._supersede_bracket(order, working)
         if self._fills_at_close and order.order_type == MARKET:
-            price = slipped_price(to_price(order.ref_price, self._increment), order.side,
+            price = slipped_price(self._grid_price(order.ref_price), order.side,
                                   self._slippage, self._increment)
             events += self._execute(working, order.quantity, price, order.ts_event,
                                     order.ts_init)
@@ -247,7 +260,9 @@ class PaperBroker:
             if not working.triggered and (bar.low > working.max_low
                                           or bar.high < working.min_high):
                 continue
-            prices = prices or bar_prices(bar.open, bar.high, bar.low, self._increment)
+            # bar_prices(bar.open, bar.high, bar.low, self._increment); finite (checked)
+            prices = prices or BarPrices(self._grid_price(bar.open), self._grid_price(bar.high),
+                                         self._grid_price(bar.low))
             price = match_price(order.side, order.order_type, order.limit_price,
                                 order.stop_price, prices, self._increment, working.triggered)
             if price is None:
@@ -279,8 +294,13 @@ class PaperBroker:
         working.leaves -= quantity
         working.notional += quantity * price
         avg_price = self._average(working.notional, working.filled)
+        # Header keywords written out (see Context.event_id): what ctx.header gives.
+        producer, run_id = ctx.producer, ctx.run_id
+        correlation_id, causation_id = order.correlation_id, order.event_id
         events: list[Event] = [FillExecuted(
-            **ctx.header(order, working.next_index(), ts_event=ts_event, now=now),
+            event_id=ctx.event_id(order, working.next_index()), ts_event=ts_event,
+            ts_init=now, correlation_id=correlation_id, causation_id=causation_id,
+            producer=producer, run_id=run_id,
             fill_id=ctx.derive_id("fill", order.client_order_id, working.fills),
             client_order_id=order.client_order_id, broker_order_id=working.broker_order_id,
             account=order.account, strategy=order.strategy, symbol=order.symbol,
@@ -288,16 +308,20 @@ class PaperBroker:
             commission=commission(quantity, config.commission_per_share,
                                   config.commission_per_order, first_fill),
             leaves_quantity=working.leaves)]
-        update = ctx.header(order, working.next_index(), ts_event=ts_event, now=now)
+        update_id = ctx.event_id(order, working.next_index())
         if working.leaves > 0:
             events.append(OrderPartiallyFilled(
-                **update, client_order_id=order.client_order_id, account=order.account,
+                event_id=update_id, ts_event=ts_event, ts_init=now,
+                correlation_id=correlation_id, causation_id=causation_id, producer=producer,
+                run_id=run_id, client_order_id=order.client_order_id, account=order.account,
                 symbol=order.symbol, filled_quantity=working.filled,
                 leaves_quantity=working.leaves, avg_price=avg_price))
         else:
             working.done = True
             events.append(OrderFilled(
-                **update, client_order_id=order.client_order_id, account=order.account,
+                event_id=update_id, ts_event=ts_event, ts_init=now,
+                correlation_id=correlation_id, causation_id=causation_id, producer=producer,
+                run_id=run_id, client_order_id=order.client_order_id, account=order.account,
                 symbol=order.symbol, filled_quantity=working.filled, avg_price=avg_price))
         sibling = working.sibling
         if sibling is not None and not sibling.done:
@@ -359,6 +383,19 @@ class PaperBroker:
         if on_grid == average:
             return on_grid
         return average.quantize(_AVG_PRICE_QUANTUM, ROUND_HALF_EVEN)
+
+    def _grid_price(self, value: float) -> Decimal:
+        """to_price(value, self._increment), remembered per positive float."""
+        if value.__class__ is not float:
+            return to_price(value, self._increment)
+        price = self._grid.get(value)
+        if price is None:
+            price = to_price(value, self._increment)
+            if value > 0.0:
+                if len(self._grid) >= _MAX_GRID_PRICES:
+                    self._grid.clear()
+                self._grid[value] = price
+        return price
 
     def _broker_order_id(self, client_order_id: str) -> str:
         return "paper-" + self._ctx.derive_id("broker-order", client_order_id)[:16]

@@ -30,8 +30,12 @@ def in_replay_order(frame: BarFrame) -> BarFrame:
 def bar_events(frame: BarFrame, run_id: str) -> Iterator[Bar]:
     """One Bar event per row, in the frame's order. Each bar starts a correlation chain;
     its id is derived from the symbol and time, which are unique in a validated frame."""
-    for ts, symbol, open_, high, low, close, volume in frame.rows():
-        event_id = f"{symbol}:{ts}"
-        yield Bar(event_id=event_id, ts_event=ts, ts_init=ts, correlation_id=event_id,
-                  causation_id="", producer=PRODUCER, run_id=run_id, symbol=symbol,
-                  open=open_, high=high, low=low, close=close, volume=volume)
+    last_ts, ts_text = None, ""
+    for rows in frame.row_chunks():
+        for ts, symbol, open_, high, low, close, volume in rows:
+            if ts != last_ts:   # every symbol's bar of one time shares the time's text
+                last_ts, ts_text = ts, str(ts)
+            event_id = f"{symbol}:{ts_text}"
+            yield Bar(event_id=event_id, ts_event=ts, ts_init=ts, correlation_id=event_id,
+                      causation_id="", producer=PRODUCER, run_id=run_id, symbol=symbol,
+                      open=open_, high=high, low=low, close=close, volume=volume)

@@ -95,3 +95,12 @@ def test_value_account_when_random_fills_then_equity_is_cash_plus_marked_positio
     assert valued.equity == cash + sum(positions[s] * mark[s] for s in mark)
     realized = sum((s.realized for s in p.sleeves.values()), Decimal(0))
     assert valued.equity - Decimal("50000") == realized + valued.unrealized_pnl
+
+
+def test_exact_price_when_seen_again_or_not_a_positive_float_then_decimal_of_its_repr():
+    from agents.prices import exact_price
+    # repeated (memoized), an int equal to a float, both zeros, negatives, odd magnitudes
+    values = [101.25, 101.25, 100.0, 100, 0.0, -0.0, -3.5, 1e16, 5e-324, 0.1, 0.1,
+              float("inf"), float("nan")]
+    for x in values:
+        assert str(exact_price(x)) == str(Decimal(repr(x))), x

@@ -1,10 +1,12 @@
 """Each pre-trade check: denies when breached, approves when not, and reports value and limit."""
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import schemas as s
 from agents.context import Context
@@ -252,6 +254,29 @@ def test_ratio_text_when_ratio_has_many_places_then_rounded_to_six_without_trail
     assert checks.ratio_text(Decimal("0.12340000")) == "0.1234"
     assert checks.ratio_text(Decimal("0.1234567")) == "0.123457"
     assert checks.ratio_text(Decimal(2)) == "2"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=64),
+                 st.integers(-10**9, 10**9).map(lambda k: k / 10**7),
+                 st.integers(-10**9, 10**9).map(lambda k: k / 2**20)))
+def test_ratio_text_when_float_then_same_text_as_through_decimal(ratio):
+    """Floats are printed without a Decimal; the text is the Decimal path's, exactly."""
+    try:
+        expected = f"{Decimal(ratio).quantize(Decimal('0.000001')):f}"
+    except InvalidOperation:   # beyond quantize's 28 digits: the Decimal path raises too
+        with pytest.raises(InvalidOperation):
+            checks.ratio_text(ratio)
+        return
+    expected = expected.rstrip("0").rstrip(".") if "." in expected else expected
+    assert checks.ratio_text(ratio) == expected
+
+
+def test_var_cvar_when_loss_not_finite_then_value_error():
+    for bad in (np.array([1.0, np.nan]), np.array([np.inf, 1.0]), np.array([-np.inf, 2.0]),
+                np.array([1e308, 1e308, 1e308])):   # the last: finite, its sum is not
+        with pytest.raises(ValueError, match="non-finite"), np.errstate(over="ignore"):
+            var_cvar(bad, 0.95)
 
 
 def test_var_cvar_when_losses_known_then_quantile_and_tail_mean():

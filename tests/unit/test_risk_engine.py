@@ -213,6 +213,19 @@ def test_decide_when_approved_then_ids_derive_from_request_and_terms_are_copied(
     assert result(approved, "price_known").value == "99.5"
 
 
+def test_decide_when_approved_then_every_term_of_the_request_is_in_the_order():
+    order = f.submit_order(quantity="3", order_type="LIMIT", limit_price=Decimal("99.5"),
+                           time_in_force="DAY", security_type="ETF", reduce_only=True,
+                           stop_loss=Decimal("90"), take_profit=Decimal("120"),
+                           parent_id="p-1", stop_price=Decimal("98"))
+    approved, place = Desk().send(order)
+    assert isinstance(approved, s.OrderApproved)
+    assert engine.TERMS == tuple(f for f in s.PlaceOrder.__struct_fields__
+                                 if f not in s.Event.__struct_fields__ and f != "decision_id")
+    assert {t: getattr(place, t) for t in engine.TERMS} == {
+        t: getattr(order, t) for t in engine.TERMS}
+
+
 def test_decide_when_same_inputs_replayed_then_identical_output_bytes():
     events = [valued("1000000"), f.submit_order(quantity="5"),
               valued("900000", drawdown="0.1", ts=f.T0 + 1), f.submit_order(quantity="5")]
@@ -239,6 +252,14 @@ def test_bar_when_received_then_no_events_and_mark_updated():
     desk = Desk(symbols=())
     assert desk.send(f.bar("NEW", close=42.0)) == []
     assert result(desk.decide(f.submit_order("NEW", ref_price=0.0)), "price_known").value == "42.0"
+
+
+def test_decide_when_only_bars_came_before_then_valuation_age_counts_from_first_bar():
+    desk = Desk(symbols=())
+    desk.send(f.bar("AAA", ts=f.T0 - 90 * NS, close=50.0))
+    desk.send(f.bar("AAA", ts=f.T0 - 30 * NS, close=51.0))
+    fresh = result(desk.decide(f.submit_order("AAA", quantity="1")), "portfolio_fresh")
+    assert (fresh.passed, fresh.value) == (True, "90")
 
 
 def test_finish_when_stream_ends_then_nothing_emitted():
