@@ -25,7 +25,7 @@ from schemas import (
     SignalGenerated,
     SubmitOrder,
 )
-from schemas.orders import BUY, GTC, LIMIT, MARKET, SELL
+from schemas.orders import BUY, GTC, LIMIT, MARKET, SELL, SIMULATED
 from schemas.signals import FLAT
 
 ZERO = Decimal(0)
@@ -62,8 +62,9 @@ class AllocatorStage:
     def __init__(self, ctx: Context, *, strategies: list[str], initial_equity: Decimal,
                  sizing: SizingConfig = SizingConfig(),
                  aggregation: AggregationConfig = AggregationConfig(),
-                 terms: OrderTerms = OrderTerms()) -> None:
+                 terms: OrderTerms = OrderTerms(), account_type: str = SIMULATED) -> None:
         self.ctx = ctx
+        self.account_type = account_type    # stamped on every request (schemas.orders)
         self.strategies = list(strategies)
         self.sizing = sizing
         self.aggregation = aggregation
@@ -150,7 +151,7 @@ class AllocatorStage:
             strategy=key[0], symbol=signal.symbol, side=side, quantity=abs(delta),
             order_type=order_type, limit_price=limit_price, time_in_force=terms.time_in_force,
             ref_price=signal.price, reduce_only=reducing, stop_loss=stop_loss,
-            take_profit=take_profit)
+            take_profit=take_profit, account_type=self.account_type)
 
     # -- order outcomes ----------------------------------------------------------------
     def on_order_closed(self, event):

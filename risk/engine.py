@@ -283,7 +283,8 @@ class RiskStage:
             time_in_force=request.time_in_force, security_type=request.security_type,
             ref_price=request.ref_price, reduce_only=request.reduce_only,
             stop_loss=request.stop_loss, take_profit=request.take_profit,
-            parent_id=request.parent_id, decision_id=approved.event_id)
+            parent_id=request.parent_id, account_type=request.account_type,
+            decision_id=approved.event_id)
         # State moves only once both events exist, so a failure above leaves it untouched.
         self._book.add_open_order(request.client_order_id, request.symbol, proposal.delta)
         self._book.approvals.append(request.ts_event)

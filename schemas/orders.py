@@ -10,6 +10,11 @@ LIMIT = "LIMIT"
 STOP = "STOP"
 DAY = "DAY"
 GTC = "GTC"
+# The account an order was made for, as every order event records it: "simulated" (the
+# paper broker of a backtest or paper session), or what the broker confirmed at start.
+SIMULATED = "simulated"
+PAPER = "paper"
+LIVE = "live"
 
 
 class SubmitOrder(Event, frozen=True, kw_only=True, gc=False):
@@ -31,6 +36,7 @@ class SubmitOrder(Event, frozen=True, kw_only=True, gc=False):
     stop_loss: Decimal | None = None    # bracket: protective stop price for the position
     take_profit: Decimal | None = None  # bracket: limit price to take profit
     parent_id: str = ""            # bracket children name their parent's client order id
+    account_type: str = SIMULATED  # simulated | paper | live
 
 
 class PlaceOrder(SubmitOrder, frozen=True, kw_only=True, gc=False):
@@ -40,11 +46,13 @@ class PlaceOrder(SubmitOrder, frozen=True, kw_only=True, gc=False):
 
 
 class OrderEvent(Event, frozen=True, kw_only=True, gc=False):
-    """What every lifecycle update names: the order, its account and symbol."""
+    """What every lifecycle update names: the order, its account, its account's type
+    (simulated | paper | live) and its symbol."""
 
     client_order_id: str
     account: str
     symbol: str
+    account_type: str = SIMULATED
 
 
 class OrderSubmitted(OrderEvent, frozen=True, kw_only=True, gc=False):

@@ -22,7 +22,7 @@ from connectors.alpaca.balance import BalanceSnapshot, check_balance
 from connectors.alpaca.config import AlpacaConfig
 from connectors.alpaca.parse import trade_update_events
 from schemas.broker import (
-    PAPER, BrokerAccountDetected, BrokerBalanceRead, BrokerOrderRefused, BrokerOrderSubmitted,
+    BrokerAccountDetected, BrokerBalanceRead, BrokerOrderRefused, BrokerOrderSubmitted,
     BrokerStateAdopted, BrokerTradeUpdate,
 )
 from schemas.fills import FillExecuted
@@ -47,7 +47,10 @@ class AlpacaExecution:
         self._ctx = ctx
         self._config = config
         self.outbox = outbox
-        self.account_type = PAPER
+        # The type the live start confirmed with the broker before building the stages
+        # (a mismatch refuses to start), so it is known for the first order; recorded on
+        # every order event this stage makes.
+        self.account_type = config.account_type
         self._balance: BalanceSnapshot | None = None
         # Every order this stage sent, by client order id: a trade update names only the
         # client order id, and the PlaceOrder supplies the strategy and correlation chain.
@@ -97,12 +100,14 @@ class AlpacaExecution:
         if reason:
             return (OrderRejected(**self._ctx.header(order, _REJECTION_INDEX),
                                   client_order_id=order.client_order_id,
-                                  account=order.account, symbol=order.symbol, reason=reason),)
+                                  account=order.account, symbol=order.symbol, reason=reason,
+                                  account_type=self.account_type),)
         self._placed[order.client_order_id] = order
         if self.outbox is not None:
             self.outbox.append(order)
         return (OrderSubmitted(**self._ctx.header(order), client_order_id=order.client_order_id,
-                               account=order.account, symbol=order.symbol),)
+                               account=order.account, symbol=order.symbol,
+                               account_type=self.account_type),)
 
     # -- reports in --------------------------------------------------------------------
 
@@ -122,12 +127,14 @@ class AlpacaExecution:
         self._accepted.add(report.client_order_id)
         return (OrderAccepted(**self._header(report), client_order_id=report.client_order_id,
                               account=report.account, symbol=report.symbol,
-                              broker_order_id=report.broker_order_id),)
+                              broker_order_id=report.broker_order_id,
+                              account_type=self.account_type),)
 
     def on_refused(self, report: BrokerOrderRefused) -> Sequence[Event]:
         return (OrderRejected(**self._header(report), client_order_id=report.client_order_id,
                               account=report.account, symbol=report.symbol,
-                              reason=f"refused by Alpaca: {report.reason}"),)
+                              reason=f"refused by Alpaca: {report.reason}",
+                              account_type=self.account_type),)
 
     def on_adopted(self, adopted: BrokerStateAdopted) -> Sequence[Event]:
         """The broker's positions as adoption fills at their average entry price, each in

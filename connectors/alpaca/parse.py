@@ -122,7 +122,8 @@ def order_rejected(placed: PlaceOrder, reason: str, ctx: Context, received_ns: i
     header = _header(ctx, placed, ("rejected", placed.client_order_id, attempt),
                      received_ns, received_ns)
     return OrderRejected(**header, client_order_id=placed.client_order_id,
-                         account=placed.account, symbol=placed.symbol, reason=reason)
+                         account=placed.account, symbol=placed.symbol, reason=reason,
+                         account_type=placed.account_type)
 
 
 # ---- order updates back --------------------------------------------------------------
@@ -150,18 +151,20 @@ def trade_update_events(update: wire.TradeUpdate, placed: PlaceOrder | None, ctx
     key = (order.id, update.event, update.execution_id or update.timestamp or "")
     header = _header(ctx, placed, key, broker_ts, received_ns, order.client_order_id)
     base = dict(client_order_id=order.client_order_id, account=account, symbol=order.symbol)
+    typed = dict(base, account_type=account_type)      # the order events' (not the fill's)
     kind = update.event
     events: tuple[Event, ...] = ()
     if kind == "new":
-        events = (OrderAccepted(**header, **base, broker_order_id=order.id),)
+        events = (OrderAccepted(**header, **typed, broker_order_id=order.id),)
     elif kind in ("fill", "partial_fill"):
-        events = _fill_events(update, placed, ctx, key, broker_ts, received_ns, header, base)
+        events = _fill_events(update, placed, ctx, key, broker_ts, received_ns, header, base,
+                              typed)
     elif kind == "canceled":
-        events = (OrderCanceled(**header, **base, reason="canceled at broker"),)
+        events = (OrderCanceled(**header, **typed, reason="canceled at broker"),)
     elif kind == "expired":
-        events = (OrderExpired(**header, **base),)
+        events = (OrderExpired(**header, **typed),)
     elif kind == "rejected":
-        events = (OrderRejected(**header, **base, reason=f"rejected by Alpaca (status "
+        events = (OrderRejected(**header, **typed, reason=f"rejected by Alpaca (status "
                                                              f"{order.status or 'rejected'})"),)
     times_header = _header(ctx, placed, (*key, "times"), broker_ts, received_ns,
                            order.client_order_id)
@@ -173,7 +176,7 @@ def trade_update_events(update: wire.TradeUpdate, placed: PlaceOrder | None, ctx
     return Translation(events, times)
 
 
-def _fill_events(update, placed, ctx, key, broker_ts, received_ns, header, base):
+def _fill_events(update, placed, ctx, key, broker_ts, received_ns, header, base, typed):
     order = update.order
     quantity = update.qty if update.qty is not None else order.filled_qty
     price = update.price if update.price is not None else (order.filled_avg_price or ZERO)
@@ -189,10 +192,11 @@ def _fill_events(update, placed, ctx, key, broker_ts, received_ns, header, base)
         commission=ZERO, leaves_quantity=leaves, **base)
     avg = order.filled_avg_price if order.filled_avg_price is not None else price
     if update.event == "partial_fill":
-        status = OrderPartiallyFilled(**header, **base, filled_quantity=order.filled_qty,
+        status = OrderPartiallyFilled(**header, **typed, filled_quantity=order.filled_qty,
                                       leaves_quantity=leaves, avg_price=avg)
     else:
-        status = OrderFilled(**header, **base, filled_quantity=order.filled_qty, avg_price=avg)
+        status = OrderFilled(**header, **typed, filled_quantity=order.filled_qty,
+                             avg_price=avg)
     return (fill, status)
 
 

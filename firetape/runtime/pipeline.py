@@ -12,6 +12,7 @@ from agents.strategy import StrategyStage
 from connectors.paper.broker import PaperBroker
 from firetape.config import FiretapeConfig
 from risk.engine import RiskStage
+from schemas.orders import SIMULATED
 from strategies.registry import make_params, resolve
 
 
@@ -19,9 +20,13 @@ def build_stages(config: FiretapeConfig, run_id: str, execution=None) -> list:
     """The pipeline's stages: execution, portfolio, risk, strategy, allocator.
 
     `execution` replaces the paper broker (e.g. connectors.alpaca.execution.AlpacaExecution
-    for a live session); None keeps the paper broker.
+    for a live session); None keeps the paper broker. Order requests carry the account
+    type of the execution stage: "simulated" for the paper broker, else the type the
+    broker confirmed (Alpaca: alpaca.account_type, which a live start checks against the
+    broker before any stage is built, so a replay of the run makes the same).
     """
     account = config.run.account
+    account_type = SIMULATED if execution is None else execution.account_type
 
     def ctx(name: str) -> Context:
         return Context(run_id, name, account)
@@ -39,5 +44,6 @@ def build_stages(config: FiretapeConfig, run_id: str, execution=None) -> list:
                       with_volatility=config.sizing.method == "vol_target"),
         AllocatorStage(ctx("allocator"), strategies=list(config.run.strategies),
                        initial_equity=initial_cash, sizing=config.sizing,
-                       aggregation=config.aggregation, terms=config.orders),
+                       aggregation=config.aggregation, terms=config.orders,
+                       account_type=account_type),
     ]

@@ -151,6 +151,11 @@ def test_live_run_when_bars_cross_then_order_sent_filled_and_replayed_byte_for_b
     assert kinds.count("OrderAccepted") == 1 and "OrderFilled" in kinds
     times = [e for e in updates if type(e).__name__ == "BrokerOrderTimes"]
     assert {t.account_type for t in times} == {"paper"}
+    # the detected account type on every order event: requests, approved orders, updates
+    order_events = [e for topic in ("order.requests", "orders", "order.updates")
+                    for e in topic_events(result.run_dir, topic)
+                    if type(e).__name__ != "BrokerOrderTimes"]
+    assert order_events and {e.account_type for e in order_events} == {"paper"}
     fill_times = next(t for t in times if t.update == "fill")
     assert fill_times.filled_at_ns == 1719844560250000000
     assert fill_times.received_ns >= fill_times.ts_init > 0

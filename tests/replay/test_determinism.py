@@ -26,9 +26,9 @@ DEMO = REPO / "config" / "demo.toml"
 GOLDEN_DEMO_DIGESTS: dict[str, str] = {
     "fills": "2ad582af9d7f13974a81579cd9f6e20cb618bc9fffe64ec0360536c3f5aabf9b",
     "md.bars": "3a1d6a8c8cbf8774b23e253c9e0ff2a66fa832a9301b7ee2bc2f616a411269c8",
-    "order.requests": "1d2f06783f7683efc380dae1808fd176d17b6be9229eced586db22e3d0bdc467",
-    "order.updates": "7a37f934165cfaa89ce771b5edc81a1b92923237a196c9a0b93f3081c52bc7a2",
-    "orders": "48e23852c310afac501a44022cb8690d5c4011ece5300cfbeca3478c117d4fc6",
+    "order.requests": "f482b43ba54df5c2408a90958111f74cd477d2471c65a7909fca613de9df1054",
+    "order.updates": "a6599c7cbcf071cd218dfe383fd56f5a3c0fabd2d948625202536b2abb52043a",
+    "orders": "a409812c49338ff65592ef03e37468744775193d73b4363ef1ba1c41ca8aa201",
     "portfolio": "2fe11e03932515cb39d83cfe482fc1ae9f21da0a380a8e7f8a78c36e8f7c9e86",
     "risk.decisions": "cb9f1b57d8ebae793ea7ad2ba2310d6c862be98163a0c626341baa870459cb48",
     "signals": "c45013fa217d505f5316ab4e59f3409eccdf37d590bb4ec776051d40b7dc50f5",
@@ -60,6 +60,15 @@ def test_backtest_when_run_twice_then_identical_digests(demo_run, sample, demo_c
 def test_backtest_when_sample_and_demo_config_then_golden_digests(demo_run):
     assert GOLDEN_DEMO_DIGESTS, "pin GOLDEN_DEMO_DIGESTS from `firetape demo`"
     assert demo_run.digests == GOLDEN_DEMO_DIGESTS
+
+
+def test_backtest_order_events_when_paper_broker_then_each_records_simulated(demo_run):
+    with EventLog(demo_run.run_dir / "log", mode="r") as log:
+        events = [codec(topic).decode(r.value)
+                  for topic in ("order.requests", "orders", "order.updates")
+                  for r in log.read(topic)]
+    assert len(events) > 100
+    assert {e.account_type for e in events} == {"simulated"}
 
 
 def test_replay_when_run_recorded_then_every_topic_identical(demo_run, tmp_path):

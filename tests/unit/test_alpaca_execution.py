@@ -189,3 +189,22 @@ def test_fill_when_order_unknown_and_not_a_known_leg_then_strategy_empty():
     events = execution.on_trade_update(trade_update_report(update, REPORTS, ACCOUNT, T0,
                                                            backfilled=False))
     assert events[0].strategy == ""
+
+
+def test_order_events_when_live_account_then_each_records_live():
+    import msgspec
+
+    config = msgspec.structs.replace(AlpacaConfig(), account_type="live")
+    execution = stage(config, account_type="live")
+    order = place_order(ts=T0 + SECOND, strategy="sma_cross", quantity="10")
+    submitted = execution.on_order(order)
+    report = update_report(order, "fill", "2024-07-01T14:30:00.5Z", T0 + 4 * SECOND,
+                           execution_id="exec-1", price="214.30", qty="10",
+                           order={"status": "filled", "filled_qty": "10",
+                                  "filled_avg_price": "214.30",
+                                  "filled_at": "2024-07-01T14:30:00.5Z"})
+    updates = execution.on_trade_update(report)
+    order_events = [e for e in (*submitted, *updates) if hasattr(e, "client_order_id")
+                    and type(e).__name__ not in ("FillExecuted", "BrokerOrderTimes")]
+    assert [type(e).__name__ for e in order_events] == ["OrderSubmitted", "OrderFilled"]
+    assert {e.account_type for e in order_events} == {"live"}

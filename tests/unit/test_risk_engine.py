@@ -217,7 +217,7 @@ def test_decide_when_approved_then_every_term_of_the_request_is_in_the_order():
     order = f.submit_order(quantity="3", order_type="LIMIT", limit_price=Decimal("99.5"),
                            time_in_force="DAY", security_type="ETF", reduce_only=True,
                            stop_loss=Decimal("90"), take_profit=Decimal("120"),
-                           parent_id="p-1", stop_price=Decimal("98"))
+                           parent_id="p-1", stop_price=Decimal("98"), account_type="live")
     approved, place = Desk().send(order)
     assert isinstance(approved, s.OrderApproved)
     assert engine.TERMS == tuple(f for f in s.PlaceOrder.__struct_fields__
