@@ -56,24 +56,9 @@ class MarkHistory:
     def record_bar(self, bar: Bar) -> tuple[()]:
         """`record_close` of a Bar, as a pipeline handler (no output). The risk stage routes
         bars straight here: the bar handler is the hot path of a backtest."""
-        symbol = bar.symbol
-        close = bar.close
-        marks = self.marks
-        previous = marks.get(symbol)
-        marks[symbol] = close
-        self.moved.add(symbol)
-        if previous:   # also skips a zero previous close: no return can be formed
-            row = self.rows[symbol]
-            seen = self._seen_view[row]
-            lookback = self.lookback
-            at = 2 * row * lookback + seen % lookback
-            data = self._data_view
-            data[at] = data[at + lookback] = close / previous - 1.0
-            self._seen_view[row] = seen + 1
-        elif previous is None:
-            if self.first_ts is None:
-                self.first_ts = bar.ts_event
-            self._add_row(symbol)
+        if self.first_ts is None:
+            self.first_ts = bar.ts_event
+        self.record_close(bar.symbol, bar.close)
         return ()
 
     def count(self, symbol: str) -> int:

@@ -130,10 +130,6 @@ class AccountBook:
     def valuation_ts(self, ts: int | None) -> None:
         self._valuation_ts = ts
 
-    def record_close(self, symbol: str, close: float) -> None:
-        """Remember a bar's close as the mark and its close-to-close return."""
-        self.history.record_close(symbol, close)
-
     @property
     def var_lookback(self) -> int:
         """How many returns per symbol the VaR history keeps."""

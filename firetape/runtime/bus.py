@@ -110,20 +110,7 @@ class EmbeddedBus:
     def publish(self, event: Event) -> None:
         """Take one input event and process everything it causes, depth first."""
         self.last_event = event
-        # _process(event), inlined: one call less per input event (a bar, in a backtest)
-        writer, key_field, routes, encode, handlers = self._routes[type(event)]
-        key = getattr(event, key_field)
-        key_bytes, _, append = routes.get(key) or writer.route(key)
-        writer.count += 1
-        offset = (-1 if append is None
-                  else append(key_bytes, encode(event), event.ts_event, time_ns()))
-        for stage_name, handler in handlers:
-            try:
-                produced = handler(event)
-            except Exception as exc:  # a failing stage must not stop the stream
-                produced = (self._dead_letter(event, writer, offset, stage_name, exc),)
-            for out in produced:
-                self._process(out)
+        self._process(event)
 
     def _process(self, event: Event) -> None:
         # Depth first: each event a handler returns is written and fully processed before
