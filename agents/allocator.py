@@ -15,6 +15,7 @@ from agents.context import Context
 from agents.sizing import SizingConfig, TradeRecord, target_shares
 from agents.stage import NOTHING
 from schemas import (
+    BrokerStateAdopted,
     FillExecuted,
     OrderCanceled,
     OrderDenied,
@@ -23,6 +24,7 @@ from schemas import (
     PortfolioValued,
     PositionChanged,
     SignalGenerated,
+    StateCarriedOver,
     SubmitOrder,
 )
 from schemas.orders import BUY, GTC, LIMIT, MARKET, SELL, SIMULATED
@@ -88,6 +90,8 @@ class AllocatorStage:
             FillExecuted: self.on_fill,
             PositionChanged: self.on_position,
             PortfolioValued: self.on_valued,
+            StateCarriedOver: self.on_carried,
+            BrokerStateAdopted: self.on_taken_over,
         }
 
     def finish(self, last_event):
@@ -185,6 +189,26 @@ class AllocatorStage:
             record.add(float(change.realized_pnl - opened))
         elif key not in self.realized_at_open:
             self.realized_at_open[key] = change.realized_pnl
+        return NOTHING
+
+    # -- a live start: what the previous run left, or the broker's state --------------
+    def on_carried(self, carried: StateCarriedOver):
+        """Each sleeve's last direction, so the carried position is what the next signal
+        is measured against; and the orders still working, as in flight."""
+        for sleeve in carried.directions:
+            self.direction[(sleeve.strategy, sleeve.symbol)] = sleeve.direction
+        return self.on_taken_over(carried)
+
+    def on_taken_over(self, state):
+        """Orders a live run takes over are in flight for their sleeve until they fill or
+        end (bracket legs excepted, as for orders of the run itself)."""
+        for order in state.orders:
+            if order.leg_of:
+                continue
+            key = (order.strategy, order.symbol)
+            remaining = order.remaining if order.side == BUY else -order.remaining
+            self.open_orders[order.client_order_id] = (key, remaining)
+            self.pending[key] = self.pending.get(key, ZERO) + remaining
         return NOTHING
 
     def on_valued(self, valued: PortfolioValued):

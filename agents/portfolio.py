@@ -14,7 +14,9 @@ from decimal import Decimal
 from agents.context import Context
 from agents.prices import exact_price
 from agents.stage import NOTHING
-from schemas import Bar, BrokerStateAdopted, FillExecuted, PortfolioValued, PositionChanged
+from schemas import (
+    Bar, BrokerStateAdopted, FillExecuted, PortfolioValued, PositionChanged, StateCarriedOver,
+)
 
 ZERO = Decimal(0)
 DRAWDOWN_PLACES = Decimal("0.000000000001")
@@ -79,7 +81,7 @@ class PortfolioStage:
 
     def routes(self):
         return {Bar: self.on_bar, FillExecuted: self.on_fill,
-                BrokerStateAdopted: self.on_adopted}
+                BrokerStateAdopted: self.on_adopted, StateCarriedOver: self.on_carried}
 
     # -- market data -------------------------------------------------------------------
     def on_bar(self, bar: Bar):
@@ -136,6 +138,22 @@ class PortfolioStage:
             self.marks.setdefault(position.symbol, float(position.mark))
         self.high_water_mark = ZERO
         return (self._valuation(adopted, adopted.ts_event),)
+
+    # -- a live run that continues the previous one ------------------------------------
+    def on_carried(self, carried: StateCarriedOver):
+        """Take the previous run's cash and last closes. Its open lots came just before,
+        as execution's carry-over fills at their own prices; the account is valued at
+        once, like an adoption. Without cash (the config adopts the broker's state
+        instead) nothing changes here."""
+        if carried.cash is None:
+            return NOTHING
+        for mark in carried.marks:
+            self.marks.setdefault(mark.symbol, float(mark.price))
+        cost = sum((lot.quantity * lot.price for lot in carried.lots), ZERO)
+        self.cash = carried.cash
+        self.initial_cash = carried.cash + cost
+        self.high_water_mark = ZERO
+        return (self._valuation(carried, carried.ts_event),)
 
     def finish(self, last_event):
         if last_event is None or self.last_ts is None:

@@ -202,16 +202,23 @@ def backtest(data, strategy, config_path, json_path, runs, quiet, no_audit):
               help="Trade real money: needs --broker alpaca-live and alpaca.account_type = "
                    "\"live\" too.")
 @click.option("--symbols", help="Comma-separated symbols for --feed alpaca, e.g. AAPL,MSFT.")
+@click.option("--carry-from", "carry_from", type=click.Path(file_okay=False),
+              help="--feed alpaca: continue from this live run's final state (default: the "
+                   "newest live run of the account under --runs).")
+@click.option("--fresh", is_flag=True,
+              help="--feed alpaca: start flat, carrying nothing over from an earlier run.")
 def run(data, speed, strategy, config_path, json_path, runs, quiet, no_audit, feed, broker,
-        live_flag, symbols):
+        live_flag, symbols, carry_from, fresh):
     """A paper-trading session fed from a file at a given speed, or a live session on
     Alpaca (--feed alpaca --broker alpaca-paper); Ctrl-C stops cleanly."""
     if feed == "alpaca" or broker != "paper" or live_flag:
         from firetape.live_cli import run_live_command
 
         run_live_command(feed, broker, live_flag, symbols, data, strategy, config_path, runs,
-                         quiet, no_audit)
+                         quiet, no_audit, carry_from=carry_from, fresh=fresh)
         return
+    if carry_from or fresh:
+        raise click.UsageError("--carry-from and --fresh are for --feed alpaca")
     if not data:
         raise click.UsageError("Missing option '--data'.")
     pace = parse_speed(speed)

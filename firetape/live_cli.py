@@ -40,18 +40,22 @@ def check_combination(feed: str, broker: str, data: tuple[str, ...]) -> None:
 
 
 def run_live_command(feed, broker, live_flag, symbols, data, strategy, config_path, runs,
-                     quiet, no_audit) -> None:
+                     quiet, no_audit, *, carry_from=None, fresh=False) -> None:
     from connectors.alpaca.account import TradingRequest, requested_type
     from connectors.alpaca.credentials import MissingCredentialError, load_credentials
     from connectors.alpaca.errors import AccountMismatch, AlpacaError
     from firetape.cli import _load, console, errors
     from firetape.runtime.live import LiveSession
+    from firetape.runtime.live_carryover import CarryOverError
     from firetape.runtime.live_setup import LiveRequest, connections
 
     check_combination(feed, broker, data)
+    if carry_from and fresh:
+        raise click.UsageError("--carry-from and --fresh exclude each other")
     names = parse_symbol_list(symbols)
     config = _load(config_path, strategy)
-    request = LiveRequest(broker, live_flag, names)
+    request = LiveRequest(broker, live_flag, names,
+                          carry_from=Path(carry_from) if carry_from else None, fresh=fresh)
     try:
         # Before the keys are even read: the flags and the config must agree.
         requested_type(TradingRequest(broker, live_flag, config.alpaca.account_type))
@@ -69,7 +73,7 @@ def run_live_command(feed, broker, live_flag, symbols, data, strategy, config_pa
 
     try:
         result = asyncio.run(main())
-    except AlpacaError as exc:
+    except (AlpacaError, CarryOverError) as exc:
         _fail(str(exc))
     if not no_audit:
         from firetape.audit.run_audit import write_run_audit
@@ -78,6 +82,8 @@ def run_live_command(feed, broker, live_flag, symbols, data, strategy, config_pa
     if not quiet:
         console.print(f"run id   {result.run_id}")
         console.print(f"run dir  {result.run_dir}")
+        previous = result.meta.get("live", {}).get("previous_run")
+        console.print(f"carried  {previous or 'nothing (started flat)'}")
         console.print(f"inputs   {result.inputs:,} ({result.bars:,} bars), "
                       f"{result.submissions:,} order(s) sent to Alpaca")
         for topic, count in sorted(result.counts.items()):

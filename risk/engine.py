@@ -29,8 +29,10 @@ from risk.state import (
     Halt,
     TradingDay,
     TradingState,
+    signed,
 )
-from schemas.broker import RECONCILED_HALTED, ReconciliationCompleted
+from schemas.broker import RECONCILED_HALTED, BrokerStateAdopted, ReconciliationCompleted
+from schemas.carryover import StateCarriedOver
 from schemas.control import (
     HaltReleased, KillSwitchEngaged, KillSwitchReleased, LimitChanged,
     ReconciliationAcknowledged,
@@ -50,6 +52,9 @@ TERMS = tuple(f for f in SubmitOrder.__struct_fields__ if f not in Event.__struc
 _START_INDEX = 2
 # Halts that HaltReleased may lift; the kill switch and reconciliation need their own.
 _RELEASABLE = (DRAWDOWN, DAILY_LOSS)
+# Halts a live run that continues the previous one keeps: a daily-loss halt belongs to a
+# trading day the new run has not seen, and reconciliation happens again at every start.
+CARRIED_HALTS = (KILL_SWITCH, DRAWDOWN)
 
 
 class RiskStage:
@@ -82,6 +87,11 @@ class RiskStage:
         """ACTIVE, REDUCING or HALTED."""
         return self._trading.state
 
+    @property
+    def halts(self) -> tuple[Halt, ...]:
+        """The halt reasons engaged now, each with its detail and earliest release."""
+        return tuple(self._trading.halts.values())
+
     def position(self, symbol: str) -> Decimal:
         """The engine's own net position in `symbol`, from fills."""
         return self._book.positions.get(symbol, Decimal(0))
@@ -102,6 +112,8 @@ class RiskStage:
             LimitChanged: self._on_limit_changed,
             ReconciliationCompleted: self._on_reconciliation,
             ReconciliationAcknowledged: self._on_reconciliation_acknowledged,
+            StateCarriedOver: self._on_carried,
+            BrokerStateAdopted: self._on_orders_taken_over,
             SubmitOrder: self._on_order_request,
         }
 
@@ -212,6 +224,30 @@ class RiskStage:
             detail = (f"{done.differences} difference(s) with the broker at start; until "
                       f"acknowledged (firetape control ack-reconciliation)")
             out.append(self._engage(done, len(out), Halt(RECONCILIATION, detail)))
+        return out
+
+    def _on_orders_taken_over(self, state: StateCarriedOver | BrokerStateAdopted
+                              ) -> Sequence[Event]:
+        """Orders still working at the broker that a live run takes over (an earlier
+        run's, or adopted) count as open exposure until they fill or end, like the ones
+        this engine approved. Bracket legs are not counted, as they never were."""
+        out = self._begin(state)
+        for order in state.orders:
+            if not order.leg_of:
+                self._book.add_open_order(order.client_order_id, order.symbol,
+                                          signed(order.side, order.remaining))
+        return out
+
+    def _on_carried(self, carried: StateCarriedOver) -> Sequence[Event]:
+        """A live run that continues the previous one: its working orders count as open
+        exposure, and the halts it stopped under stay engaged (an operator's kill switch
+        is not lifted by a restart)."""
+        out = self._on_orders_taken_over(carried)
+        for halt in carried.halts:
+            if halt.reason in CARRIED_HALTS:
+                out.append(self._engage(carried, len(out), Halt(
+                    halt.reason, f"carried over from {carried.from_run}: {halt.detail}",
+                    halt.until_ts)))
         return out
 
     def _on_reconciliation_acknowledged(self, command: ReconciliationAcknowledged

@@ -14,6 +14,10 @@ from schemas.broker import (
     BrokerTradeUpdate,
     ReconciliationCompleted,
     ReconciliationDifference,
+    WorkingOrder,
+)
+from schemas.carryover import (
+    CarriedDirection, CarriedHalt, CarriedLot, CarriedMark, StateCarriedOver,
 )
 from schemas.control import (
     HaltReleased,
@@ -46,11 +50,13 @@ from schemas.signals import SignalGenerated, StrategyFailed
 __all__ = [
     "AdoptedPosition", "Bar", "BrokerAccountDetected", "BrokerBalanceRead",
     "BrokerOrderRefused", "BrokerOrderSubmitted", "BrokerOrderTimes", "BrokerStateAdopted",
-    "BrokerTradeUpdate", "CheckResult", "DeadLettered", "Event", "FillExecuted",
-    "HaltReleased", "KillSwitchEngaged", "KillSwitchReleased", "LimitChanged", "OrderAccepted",
+    "BrokerTradeUpdate", "CarriedDirection", "CarriedHalt", "CarriedLot", "CarriedMark",
+    "CheckResult", "DeadLettered", "Event", "FillExecuted", "HaltReleased",
+    "KillSwitchEngaged", "KillSwitchReleased", "LimitChanged", "OrderAccepted",
     "OrderApproved", "OrderCanceled", "OrderDenied", "OrderExpired", "OrderFilled",
-    "OrderPartiallyFilled", "OrderRejected", "OrderSubmitted", "PlaceOrder", "PortfolioValued",
-    "PositionChanged", "Quote", "ReconciliationAcknowledged", "ReconciliationCompleted",
-    "ReconciliationDifference", "SignalGenerated", "StrategyDisabled", "StrategyEnabled",
-    "StrategyFailed", "SubmitOrder", "TradeTick", "TradingStateChanged",
+    "OrderPartiallyFilled", "OrderRejected", "OrderSubmitted", "PlaceOrder",
+    "PortfolioValued", "PositionChanged", "Quote", "ReconciliationAcknowledged",
+    "ReconciliationCompleted", "ReconciliationDifference", "SignalGenerated",
+    "StateCarriedOver", "StrategyDisabled", "StrategyEnabled", "StrategyFailed",
+    "SubmitOrder", "TradeTick", "TradingStateChanged", "WorkingOrder",
 ]

@@ -91,14 +91,46 @@ class AdoptedPosition(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     strategy: str = ""
 
 
+class WorkingOrder(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """An order still working at the broker that a run takes over at its start: one the
+    previous run sent (carried over, with its strategy and correlation chain) or one open
+    at the broker that firetape does not know (adopted, strategy "").
+
+    Execution books its trade updates, risk counts `quantity - filled_quantity` as open
+    exposure, and the allocator as in flight for the sleeve. A bracket leg (`leg_of`: its
+    parent's client order id) is tracked by execution only, as in the run that sent it.
+    """
+
+    client_order_id: str
+    symbol: str
+    side: str                  # BUY | SELL
+    quantity: Decimal          # as ordered
+    filled_quantity: Decimal = Decimal(0)
+    strategy: str = ""
+    broker_order_id: str = ""
+    correlation_id: str = ""   # the chain of the bar that caused it ("" when unknown)
+    placed_event_id: str = ""  # the PlaceOrder that sent it, the cause of its updates
+    accepted: bool = False     # its OrderAccepted was already published
+    leg_of: str = ""
+    avg_fill_price: Decimal = Decimal(0)   # the broker's average over filled_quantity
+    placed_ns: int = 0         # when it was placed (no later than the broker's submission)
+
+    @property
+    def remaining(self) -> Decimal:
+        """What it may still fill, unsigned."""
+        return self.quantity - self.filled_quantity
+
+
 class BrokerStateAdopted(Event, frozen=True, kw_only=True, gc=False):
-    """The run starts from the broker's state (`reconciliation = "adopt"`): its cash and
-    every position it holds. Execution books the positions as adoption fills at their
-    average entry price; the portfolio then takes the broker's cash as its own."""
+    """The run starts from the broker's state (`reconciliation = "adopt"`): its cash,
+    every position it holds and every order open there. Execution books the positions as
+    adoption fills at their average entry price and takes the orders over; the portfolio
+    then takes the broker's cash as its own."""
 
     account: str
     cash: Decimal
     positions: tuple[AdoptedPosition, ...] = ()
+    orders: tuple[WorkingOrder, ...] = ()
 
 
 class BrokerOrderSubmitted(Event, frozen=True, kw_only=True, gc=False):

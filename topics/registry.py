@@ -64,14 +64,15 @@ REGISTRY: tuple[TopicSpec, ...] = (
               ("audit",), "undecodable or invalid records, with the reason and original bytes"),
     # An input topic: what a real broker said (confirmed account, reconciliation, submit
     # outcomes, trade updates) is recorded here before any stage sees it, so a replay of a
-    # live run feeds it back instead of calling the broker.
+    # live run feeds it back instead of calling the broker. So is the state a live run
+    # carries over from the previous one (read from that run's log, not from a broker).
     TopicSpec("broker.reports", "account",
               (s.BrokerAccountDetected, s.BrokerBalanceRead, s.ReconciliationDifference,
                s.ReconciliationCompleted, s.BrokerOrderSubmitted, s.BrokerOrderRefused,
-               s.BrokerTradeUpdate, s.BrokerStateAdopted), 4, "delete", -1, "broker",
-              ("execution", "portfolio", "risk", "audit"),
+               s.BrokerTradeUpdate, s.BrokerStateAdopted, s.StateCarriedOver), 4, "delete",
+              -1, "broker", ("execution", "portfolio", "risk", "allocator", "audit"),
               "the broker's reports: account, reconciliation, adopted state, submit outcomes, "
-              "trade updates"),
+              "trade updates; and the state a live run carries over from the previous one"),
 )
 
 _BY_NAME = {t.name: t for t in REGISTRY}

@@ -58,6 +58,10 @@ class AsyncAlpaca:
     async def orders_since(self, after: str) -> list[wire.Order]:
         return await self._run(self._reads, "orders since", self.trading.orders_since, after)
 
+    async def order_by_client_id(self, client_order_id: str) -> wire.Order | None:
+        return await self._run(self._reads, f"lookup {client_order_id}",
+                               self.trading.order_by_client_id, client_order_id)
+
     async def bars_between(self, symbols: list[str], timeframe: Timeframe, start_ns: int,
                            end_ns: int, feed: str = "iex"
                            ) -> list[tuple[str, wire.HistoricalBar]]:

@@ -128,6 +128,17 @@ def order_rejected(placed: PlaceOrder, reason: str, ctx: Context, received_ns: i
 
 # ---- order updates back --------------------------------------------------------------
 
+class OrderOrigin(NamedTuple):
+    """What an order's events need of the PlaceOrder that sent it, for an order a live run
+    took over at its start (schemas.broker.WorkingOrder): the strategy, the correlation
+    chain and the cause. An order firetape never sent has strategy "", its own client
+    order id as the chain and no cause, as with no PlaceOrder at all."""
+
+    strategy: str
+    correlation_id: str
+    event_id: str
+
+
 class Translation(NamedTuple):
     """What one trade update means: pipeline events, and the broker's times beside ours."""
 
@@ -135,14 +146,16 @@ class Translation(NamedTuple):
     times: BrokerOrderTimes
 
 
-def trade_update_events(update: wire.TradeUpdate, placed: PlaceOrder | None, ctx: Context,
-                        account: str, account_type: str, received_ns: int) -> Translation:
+def trade_update_events(update: wire.TradeUpdate, placed: PlaceOrder | OrderOrigin | None,
+                        ctx: Context, account: str, account_type: str,
+                        received_ns: int) -> Translation:
     """Translate one trade update into order-update and fill events.
 
     `placed` is the PlaceOrder with this client order id if firetape sent it (it supplies
     the strategy and the correlation chain); None for an order placed elsewhere, whose
     events still go out, with strategy "" so the portfolio and audit see them. (For a
-    bracket leg, the caller passes the parent's PlaceOrder.)
+    bracket leg, the caller passes the parent's PlaceOrder; for an order taken over at a
+    live start, its OrderOrigin.)
     Updates that change nothing for the pipeline (pending_new, accepted, done_for_day,
     pending_cancel, replaced, ...) give no events, only the broker times.
     """
@@ -200,7 +213,7 @@ def _fill_events(update, placed, ctx, key, broker_ts, received_ns, header, base,
     return (fill, status)
 
 
-def _header(ctx: Context, placed: PlaceOrder | None, key: tuple, ts_event: int,
+def _header(ctx: Context, placed: PlaceOrder | OrderOrigin | None, key: tuple, ts_event: int,
             received_ns: int, client_order_id: str = "") -> dict:
     """A header derived from the broker's identifiers, so a redelivered update (after a
     reconnect) gets the same event id and can be recognised as a duplicate."""

@@ -10,10 +10,13 @@ event, then a ReconciliationCompleted says what happens now:
   halt only: a kill switch the operator engaged stays engaged, and releasing the kill
   switch does not lift the reconciliation halt;
 - "adopted" (`reconciliation = "adopt"`): no halt, and a BrokerStateAdopted follows
-  with the broker's cash and every position it holds, which the run starts from
-  (execution books the positions as adoption fills, the portfolio takes the cash);
-- "clean": nothing differs (with "adopt", the broker's state is still adopted, since a
-  run's portfolio otherwise starts flat).
+  with the broker's cash, every position it holds and every order open there, which the
+  run starts from (execution books the positions as adoption fills and tracks the
+  orders, the portfolio takes the cash, risk counts the orders as open exposure);
+- "clean": nothing differs (with "adopt", the broker's state is still adopted).
+
+The local state is what the run starts from: the final state of the previous live run of
+the account, carried over (`local_state_of_carried`), or nothing on a fresh start.
 """
 from __future__ import annotations
 
@@ -21,80 +24,51 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import NamedTuple
 
+import msgspec
+
 from agents.context import Context
 from connectors.alpaca import wire
 from connectors.alpaca.config import ADOPT
+from connectors.alpaca.parse import rfc3339_ns
 from schemas.broker import (
     RECONCILED_ADOPTED, RECONCILED_CLEAN, RECONCILED_HALTED, AdoptedPosition,
-    BrokerStateAdopted, ReconciliationCompleted, ReconciliationDifference,
+    BrokerStateAdopted, ReconciliationCompleted, ReconciliationDifference, WorkingOrder,
 )
+from schemas.carryover import CarriedLot
 from schemas.control import ReconciliationAcknowledged
 from schemas.header import Event
-from schemas.orders import (
-    OrderCanceled, OrderExpired, OrderFilled, OrderRejected, PlaceOrder,
-)
-from schemas.portfolio import PositionChanged
+from schemas.orders import BUY, SELL
 
 PRODUCER = "reconciliation"
 ACK_REASON = "reconciliation acknowledged"
-_TERMINAL = (OrderFilled, OrderCanceled, OrderExpired, OrderRejected)
 ZERO = Decimal(0)
 
 
 class LocalState(NamedTuple):
-    """What the event log says: net position per symbol, open orders by client order id,
-    and the strategy sleeves the positions are made of."""
+    """What the run starts from: net position per symbol, open orders by client order
+    id, and the strategy sleeves the positions are made of."""
 
     positions: Mapping[str, Decimal]
     open_orders: Mapping[str, str]        # client_order_id -> symbol
     sleeves: Mapping[tuple[str, str], Decimal] = {}   # (strategy, symbol) -> quantity
-    adopted: bool = False                 # the run started from the broker's state
+    # The open orders in full, when known (carried over): adoption keeps their strategy.
+    working: Mapping[str, WorkingOrder] = {}
 
 
-def local_state(events: Iterable[Event]) -> LocalState:
-    """Fold a run's events (in log order) into the state reconciliation compares."""
+def local_state_of_carried(lots: Iterable[CarriedLot],
+                           orders: Iterable[WorkingOrder]) -> LocalState:
+    """The state a run carries over from the previous one: its open lots and the orders
+    it left working (bracket legs included: they are open at the broker too)."""
     positions: dict[str, Decimal] = {}
     sleeves: dict[tuple[str, str], Decimal] = {}
-    open_orders: dict[str, str] = {}
-    adopted = False
-    for event in events:
-        if isinstance(event, PlaceOrder):
-            open_orders[event.client_order_id] = event.symbol
-        elif isinstance(event, _TERMINAL):
-            open_orders.pop(event.client_order_id, None)
-        elif isinstance(event, PositionChanged):
-            positions[event.symbol] = event.account_quantity
-            sleeves[(event.strategy, event.symbol)] = event.quantity
-        elif isinstance(event, BrokerStateAdopted):
-            adopted = True
-    return LocalState({s: q for s, q in positions.items() if q != 0}, open_orders,
-                      {k: q for k, q in sleeves.items() if q != 0}, adopted)
-
-
-def local_state_of_runs(runs: Iterable[Iterable[Event]]) -> LocalState:
-    """The state of several consecutive runs of one account, each given as its events.
-
-    A run's portfolio starts flat unless it adopted the broker's state, so the net
-    position is the last adopting run's final positions (or none) plus the sum of each
-    later run's own; an order sent in one run may end in a later one, so open orders are
-    folded over all of them.
-    """
-    positions: dict[str, Decimal] = {}
-    sleeves: dict[tuple[str, str], Decimal] = {}
-    every_event: list[Event] = []
-    for events in runs:
-        events = list(events)
-        every_event.extend(events)
-        state = local_state(events)
-        if state.adopted:       # its positions are absolute: what came before is in them
-            positions, sleeves = {}, {}
-        for symbol, quantity in state.positions.items():
-            positions[symbol] = positions.get(symbol, ZERO) + quantity
-        for key, quantity in state.sleeves.items():
-            sleeves[key] = sleeves.get(key, ZERO) + quantity
-    open_orders = local_state(every_event).open_orders
-    return LocalState({s: q for s, q in sorted(positions.items()) if q != 0}, open_orders,
-                      {k: q for k, q in sorted(sleeves.items()) if q != 0})
+    for lot in lots:
+        positions[lot.symbol] = positions.get(lot.symbol, ZERO) + lot.quantity
+        key = (lot.strategy, lot.symbol)
+        sleeves[key] = sleeves.get(key, ZERO) + lot.quantity
+    working = {order.client_order_id: order for order in orders}
+    return LocalState({s: q for s, q in sorted(positions.items()) if q != 0},
+                      {cid: order.symbol for cid, order in working.items()},
+                      {k: q for k, q in sorted(sleeves.items()) if q != 0}, working)
 
 
 def reconcile(broker_positions: list[wire.Position], broker_orders: list[wire.Order],
@@ -136,13 +110,38 @@ def reconcile(broker_positions: list[wire.Position], broker_orders: list[wire.Or
     if adopt:
         events.append(BrokerStateAdopted(
             **_header(ctx, now_ns, "adopted", 0), account=account, cash=cash,
-            positions=adopted_positions(broker_positions, local)))
+            positions=adopted_positions(broker_positions, local),
+            orders=adopted_orders(broker_orders, local)))
     return events
+
+
+def adopted_orders(broker_orders: list[wire.Order],
+                   local: LocalState) -> tuple[WorkingOrder, ...]:
+    """Every order open at the broker, as the run takes it over: one the previous run
+    sent keeps its strategy and chain (with the broker's filled quantity, which is the
+    truth now); one firetape does not know is unattributed (strategy "")."""
+    adopted: list[WorkingOrder] = []
+    for order in sorted(broker_orders, key=lambda o: o.client_order_id):
+        known = local.working.get(order.client_order_id)
+        if known is not None:
+            adopted.append(msgspec.structs.replace(
+                known, filled_quantity=order.filled_qty,
+                avg_fill_price=order.filled_avg_price or ZERO,
+                broker_order_id=order.id or known.broker_order_id))
+            continue
+        adopted.append(WorkingOrder(
+            client_order_id=order.client_order_id, symbol=order.symbol,
+            side=BUY if order.side == "buy" else SELL, quantity=order.qty or ZERO,
+            filled_quantity=order.filled_qty, broker_order_id=order.id,
+            correlation_id=order.client_order_id, accepted=True,
+            avg_fill_price=order.filled_avg_price or ZERO,
+            placed_ns=rfc3339_ns(order.submitted_at or order.created_at)))
+    return tuple(adopted)
 
 
 def adopted_positions(broker_positions: list[wire.Position],
                       local: LocalState) -> tuple[AdoptedPosition, ...]:
-    """Every broker position, by symbol, in the sleeves the earlier runs left it in when
+    """Every broker position, by symbol, in the sleeves the previous run left it in when
     they add up to the broker's quantity; otherwise whole, unattributed (strategy "")."""
     adopted: list[AdoptedPosition] = []
     for position in sorted(broker_positions, key=lambda p: p.symbol):

@@ -15,7 +15,7 @@ from connectors.alpaca.client import SubmitOutcome
 from connectors.alpaca.parse import rfc3339_ns
 from schemas.broker import (
     BrokerAccountDetected, BrokerBalanceRead, BrokerOrderRefused, BrokerOrderSubmitted,
-    BrokerTradeUpdate,
+    BrokerTradeUpdate, WorkingOrder,
 )
 from schemas.orders import PlaceOrder
 
@@ -79,6 +79,18 @@ def submit_unknown(order: PlaceOrder, reason: str, attempts: int, ctx: Context,
                   correlation_id=order.correlation_id),
         account=order.account, client_order_id=order.client_order_id, symbol=order.symbol,
         reason=f"outcome unknown: {reason}", attempts=attempts)
+
+
+def never_sent(order: WorkingOrder, ctx: Context, now_ns: int) -> BrokerOrderRefused:
+    """An order the previous run approved but Alpaca never received (it stopped before
+    sending it, or the submission failed unseen): the next start finds no such client
+    order id at Alpaca and closes it, rather than send it late or count it forever."""
+    return BrokerOrderRefused(
+        **_header(ctx, now_ns, "never-sent", order.client_order_id,
+                  correlation_id=order.correlation_id),
+        account=ctx.account, client_order_id=order.client_order_id, symbol=order.symbol,
+        reason="never reached Alpaca (the previous run stopped before it was sent)",
+        attempts=0)
 
 
 _encode = msgspec.json.Encoder().encode

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import msgspec
 import structlog
@@ -233,21 +233,33 @@ class TradeUpdateStream(_Reconnecting):
 
     Keeps what it has told its consumer about each order (SeenOrder) so that after a
     reconnect the backfill delivers exactly what was missed, once.
+
+    `taken_over`: orders submitted before the session that the run took over at its start
+    (carried over from the previous run, or adopted), with what the run knows of each, by
+    Alpaca's order id; `reach_back` (RFC 3339) is no later than the earliest one's
+    submission. The backfill covers them (and the legs of a parent among them), but no
+    other order submitted before the session (`session_start_ns`, exact; the query's
+    `session_start` is in whole seconds): those belong to no one here.
     """
 
     def __init__(self, credentials: AlpacaCredentials, on_update: OnUpdate,
                  orders_since: OrdersSince, *, url: str = PAPER_TRADING_STREAM_URL,
                  backoff: Backoff | None = None, max_reconnects: int | None = None,
                  handshake_timeout: float = 10.0, session_start: str = "",
-                 clock: Callable[[], int] = time.time_ns) -> None:
+                 clock: Callable[[], int] = time.time_ns,
+                 taken_over: Mapping[str, SeenOrder] | None = None,
+                 reach_back: str = "", session_start_ns: int = 0) -> None:
         super().__init__(url, credentials, backoff, max_reconnects, handshake_timeout)
         self._on_update = on_update
         self._orders_since = orders_since
         self._clock = clock
-        self.seen: dict[str, SeenOrder] = {}
+        self.seen: dict[str, SeenOrder] = dict(taken_over or {})
+        self._taken_over = frozenset(taken_over or ())
         # Alpaca's `after` filters on submission time, so the backfill must reach back to
         # the session's start: an order submitted earlier may have filled in the gap.
         self.session_start = session_start
+        self._session_start_ns = session_start_ns or rfc3339_ns(session_start)
+        self._reach_back = reach_back if taken_over else ""
 
     async def _session(self, socket) -> None:
         await socket.send(self._auth())
@@ -277,12 +289,21 @@ class TradeUpdateStream(_Reconnecting):
     async def _backfill(self) -> None:
         if not self.session_start:
             return
-        for parent in await self._orders_since(self.session_start):
+        for parent in await self._orders_since(self._reach_back or self.session_start):
             # A parent first: its updates carry its legs, which tells the execution stage
             # whose legs they are before any of them is reported filled.
-            for order in (parent, *(parent.legs or ())):
+            for order in self._followed(parent):
                 for update in missed_updates(order, self.seen.get(order.id)):
                     await self._deliver(update, backfilled=True)
+
+    def _followed(self, parent: wire.Order) -> tuple[wire.Order, ...]:
+        """The orders of `parent`'s family the backfill is about: all of this session's;
+        of an earlier one, those taken over (a parent taken over brings its legs)."""
+        family = (parent, *(parent.legs or ()))
+        submitted = rfc3339_ns(parent.submitted_at or parent.created_at)
+        if not submitted or submitted >= self._session_start_ns or parent.id in self._taken_over:
+            return family
+        return tuple(leg for leg in family[1:] if leg.id in self._taken_over)
 
     async def _deliver(self, update: wire.TradeUpdate, backfilled: bool) -> None:
         seen = self.seen.get(update.order.id)

@@ -3,9 +3,10 @@
     firetape run --feed alpaca --broker alpaca-paper --strategy sma_cross --symbols AAPL,MSFT
 
 Start-up, before any input: the live guard (`confirm_account`), BrokerAccountDetected,
-then reconciliation of Alpaca's positions and open orders against the state folded from
-the earlier runs of the same run id: HALTED until acknowledged or, when the config
-adopts, the broker's positions and cash taken as the run's starting state.
+the final state of the previous live run of the account carried over (StateCarriedOver,
+see live_carryover), then reconciliation of Alpaca's positions and open orders against
+that state: HALTED until acknowledged or, when the config adopts, the broker's positions,
+cash and open orders taken as the run's starting state.
 
 Then one loop owns the EmbeddedBus (which stays synchronous and depth-first) and is its
 only caller. Producers put input events on one queue: the bar stream, the trade-update
@@ -27,38 +28,36 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import msgspec
 import structlog
 
 from agents.context import Context
 from connectors.alpaca import reports
 from connectors.alpaca.account import TradingRequest, confirm_account
+from connectors.alpaca.catchup import seen_orders, updates_since
 from connectors.alpaca.credentials import AlpacaCredentials
 from connectors.alpaca.execution import AlpacaExecution
 from connectors.alpaca.executor import AsyncAlpaca
-from connectors.alpaca.parse import stream_bar_event
-from connectors.alpaca.reconcile import local_state_of_runs, reconcile
+from connectors.alpaca.parse import SeenOrder, stream_bar_event
 from connectors.alpaca.stream import BarStream, TradeUpdateStream
 from connectors.alpaca.timeframes import parse_timeframe
 from firetape.config import FiretapeConfig
 from firetape.eventlog import EventLog
 from firetape.runtime.bus import EmbeddedBus
-from firetape.runtime.live_inputs import InputClock, earlier_runs, logged_events
+from firetape.runtime.live_carryover import final_state, run_to_continue
+from firetape.runtime.live_inputs import InputClock
 from firetape.runtime.live_producers import poll_inbox, refresh_balance, submit_order
 from firetape.runtime.live_setup import (
     TIMEFRAME, LiveConnections, LiveRequest, live_meta, live_run_id,
 )
+from firetape.runtime.live_start import start_state
 from firetape.runtime.pipeline import build_stages
 from firetape.runtime.session import LOG_DIR, new_run_dir, write_meta
-from schemas.broker import BrokerStateAdopted
+from schemas.broker import WorkingOrder
 from schemas.header import Event
 
 logger = structlog.get_logger("firetape.live")
 
 DRAIN_SECONDS = 5.0         # at shutdown: how long in-flight submissions may still answer
-# What earlier runs' logs say about positions and open orders, in the order
-# `local_state` needs (an order before its terminal update), and whether they adopted.
-_STATE_TOPICS = ("orders", "order.updates", "portfolio", "broker.reports")
 
 
 @dataclass
@@ -104,6 +103,10 @@ class LiveSession:
         self._seen_bars: set[str] = set()
         self._bar_stream: BarStream | None = None
         self._submissions: set[asyncio.Task] = set()
+        # What is known of the orders taken over at the start (carried or adopted), by
+        # Alpaca's order id, and those still working: the trade stream follows them.
+        self._taken_over: dict[str, SeenOrder] = {}
+        self._reach_back: tuple[WorkingOrder, ...] = ()
         self.submitted = 0
         self.bars = 0
         self.inputs = 0
@@ -128,9 +131,14 @@ class LiveSession:
                                             trading.account, trading.base_url)
         run_id = live_run_id(self.config, self.request, confirmed.account.account_number,
                              confirmed.account_type)
-        earlier = earlier_runs(self._runs_root, run_id)
+        previous = run_to_continue(self._runs_root, self.request.carry_from,
+                                   self.request.fresh, confirmed.account.account_number,
+                                   confirmed.account_type)
+        # Read back before the new run exists, so a failure leaves no empty run behind.
+        carried = None if previous is None else await asyncio.to_thread(final_state,
+                                                                       previous)
         run_dir = new_run_dir(self._runs_root, run_id)
-        meta = live_meta(self.config, self.request, run_id, confirmed, earlier)
+        meta = live_meta(self.config, self.request, run_id, confirmed, previous)
         write_meta(run_dir, meta)
         logger.info("live.started", run_id=run_id, run_dir=str(run_dir),
                     account_type=confirmed.account_type, symbols=list(self.request.symbols))
@@ -142,8 +150,15 @@ class LiveSession:
             bus = EmbeddedBus(build_stages(self.config, run_id, execution), log, run_id)
             self._take(bus, outbox, broker, reports.account_detected(
                 confirmed, ctx, self.account, self._clock.stamp()))
-            await self._reconcile(bus, outbox, broker, run_id, earlier,
-                                  confirmed.account.cash)
+            caught_up = await start_state(
+                lambda event: self._take(bus, outbox, broker, event), self._clock.stamp,
+                broker, bus.stages, carried, self.config, run_id, self._wall(),
+                confirmed.account.cash, self.request.symbols)
+            # The orders taken over (carried or adopted) are followed by the trade
+            # stream from what is known of them, so its backfill covers them too.
+            taken = execution.working_orders()
+            self._taken_over = {**seen_orders(taken), **caught_up}
+            self._reach_back = taken
             await self._loop(bus, outbox, broker, ctx, run_dir)
             bus.finish()
             log.flush()
@@ -159,30 +174,6 @@ class LiveSession:
         return LiveResult(run_id, run_dir, self.bars, self.inputs, bus.counts(), digests,
                           bus.dead_letters, self.submitted, meta)
 
-    async def _reconcile(self, bus, outbox, broker: AsyncAlpaca, run_id: str,
-                         earlier: list[Path], cash) -> None:
-        """Alpaca's positions and open orders against the earlier runs' logs (same run
-        id), as recorded inputs: differences, the summary, and the halt, or, when the
-        config adopts, the broker's positions and `cash` as the run's starting state."""
-        positions = await broker.positions()
-        open_orders = await broker.open_orders()
-        local = local_state_of_runs(logged_events(run, _STATE_TOPICS) for run in earlier)
-        events = reconcile(positions, open_orders, local,
-                           Context(run_id, "reconciliation", self.account), self.account,
-                           self.config.alpaca.reconciliation, self._wall(), cash)
-        held = {p.symbol for e in events if isinstance(e, BrokerStateAdopted)
-                for p in e.positions}
-        if held - set(self.request.symbols):
-            # No bars for them: no marks beyond Alpaca's price and no return history, so
-            # risk's VaR checks deny every order (fail-closed) until they are streamed.
-            logger.warning("live.adopted_not_streamed",
-                           symbols=sorted(held - set(self.request.symbols)),
-                           hint="add them to --symbols")
-        for event in events:
-            # Each input gets its own stamp: the replay order is the stamp order.
-            self._take(bus, outbox, broker,
-                       msgspec.structs.replace(event, ts_init=self._clock.stamp()))
-
     # -- the loop ----------------------------------------------------------------------
 
     async def _loop(self, bus, outbox, broker: AsyncAlpaca, ctx: Context,
@@ -192,12 +183,16 @@ class LiveSession:
                          backoff=self._links.backoff, bars_between=self._bars_between(broker),
                          timeframe=self._timeframe, clock=self._wall)
         self._bar_stream = bars
-        # The trade-update backfill reaches back to this session's start.
-        session_start = datetime.fromtimestamp(self._wall() / 1e9, UTC).strftime(
-            "%Y-%m-%dT%H:%M:%SZ")
+        # The trade-update backfill reaches back to this session's start, and to the
+        # submission of the orders taken over at the start.
+        now = self._wall()
+        session_start = datetime.fromtimestamp(now / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         updates = TradeUpdateStream(self._credentials, self._on_update_factory(ctx),
                                     broker.orders_since, url=self._links.trading_stream_url,
-                                    backoff=self._links.backoff, session_start=session_start)
+                                    backoff=self._links.backoff, session_start=session_start,
+                                    taken_over=self._taken_over,
+                                    reach_back=updates_since(self._reach_back, now),
+                                    session_start_ns=now)
         tasks = [asyncio.create_task(bars.run(), name="bars"),
                  asyncio.create_task(updates.run(), name="trade-updates"),
                  asyncio.create_task(poll_inbox(run_dir, self._put, self._clock),
@@ -233,7 +228,9 @@ class LiveSession:
             await asyncio.wait(self._submissions, timeout=DRAIN_SECONDS)
         while not self._queue.empty():
             self._take(bus, outbox, broker, self._queue.get_nowait())
-        outbox.clear()   # stopped: orders not yet sent are not sent (reconciled next start)
+        # Stopped: orders not yet sent are not sent; the next start finds them missing at
+        # Alpaca and closes them (live_start).
+        outbox.clear()
 
     def _take(self, bus: EmbeddedBus, outbox: list, broker: AsyncAlpaca, event: Event) -> None:
         """Publish one input, then send what the execution stage put in its outbox."""

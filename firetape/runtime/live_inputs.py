@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import msgspec
 
@@ -70,29 +69,6 @@ def recorded_inputs(log: EventLog) -> Iterator[Event | Undecodable]:
     stamped.sort(key=lambda item: item[:4])
     for *_, event in stamped:
         yield event
-
-
-def earlier_runs(runs_root: Path, run_id: str, current: Path | None = None) -> list[Path]:
-    """Every earlier run directory of the same live run id, oldest first (the directory
-    names start with their UTC start time, so name order is start order)."""
-    return sorted(p for p in Path(runs_root).glob(f"*-{run_id}*")
-                  if p != current and (p / "run.json").exists())
-
-
-def logged_events(run_dir: Path, topics: tuple[str, ...]) -> Iterator[Event]:
-    """The events of `topics` of a run, topic by topic in the given order, each in log
-    order; what cannot be decoded is skipped (it is in that run's dead letters)."""
-    with EventLog(Path(run_dir) / "log", mode="r") as log:
-        present = set(log.topics())
-        for topic in topics:
-            if topic not in present:
-                continue
-            decode = codec(topic).decode
-            for record in log.read(topic):
-                try:
-                    yield decode(record.value)
-                except (msgspec.DecodeError, msgspec.ValidationError):
-                    continue
 
 
 def replay_live_inputs(config, run_id: str, original: EventLog, replayed: EventLog):

@@ -30,6 +30,10 @@ class LiveRequest:
     broker: str                   # alpaca-paper | alpaca-live
     live_flag: bool               # --live
     symbols: tuple[str, ...]
+    # Where the run starts from: the newest live run of the account (default), the run
+    # named by --carry-from, or nothing (--fresh).
+    carry_from: Path | None = None
+    fresh: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ def live_run_id(config: FiretapeConfig, request: LiveRequest, account_number: st
 
 
 def live_meta(config: FiretapeConfig, request: LiveRequest, run_id: str,
-              confirmed: ConfirmedAccount, earlier: list[Path]) -> dict:
+              confirmed: ConfirmedAccount, previous: Path | None) -> dict:
     """run.json of a live run; `firetape replay` reads `mode` and `config` from it."""
     return {
         "run_id": run_id, "mode": LIVE_MODE, "firetape_version": __version__,
@@ -90,7 +94,8 @@ def live_meta(config: FiretapeConfig, request: LiveRequest, run_id: str,
                  "account_number": confirmed.account.account_number,
                  "endpoint": confirmed.endpoint, "symbols": list(request.symbols),
                  "timeframe": TIMEFRAME,
-                 "previous_run": str(earlier[-1]) if earlier else None,
-                 "reconciled_against": [str(run) for run in earlier]},
+                 # the run whose final state this one carries over (None: started flat)
+                 "previous_run": str(previous) if previous is not None else None,
+                 "fresh": request.fresh},
         "completed": False,
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,10 +17,12 @@ from responses import matchers
 
 from connectors.alpaca.client import AlpacaTrading
 from connectors.alpaca.history import AlpacaHistory
+from connectors.alpaca.parse import rfc3339_ns
 from connectors.alpaca.ratelimit import Backoff, TokenBucket
 from firetape.config import load_config
 from firetape.eventlog import EventLog
 from firetape.runtime.live import LiveSession
+from firetape.runtime.live_carryover import final_state
 from firetape.runtime.live_setup import LiveConnections, LiveRequest
 from firetape.runtime.replay import replay_run
 from topics.codec import codec
@@ -34,6 +37,7 @@ slow = 3
 [risk]
 var_min_history = 2
 """
+FINAL = ("filled", "canceled", "expired", "rejected")
 # AAPL falls then rises: the fast SMA crosses above the slow one on the 14:35 bar.
 CLOSES = [10.0, 9.0, 8.0, 9.0, 11.0, 12.0]
 
@@ -58,15 +62,25 @@ class FakeAlpaca:
         responses.get(f"{PAPER}/account", json=load("account_paper"))
         responses.add_callback(responses.GET, f"{PAPER}/positions",
                                callback=lambda r: (200, {}, json.dumps(self.positions)))
-        responses.get(f"{PAPER}/orders", json=[],
-                      match=[matchers.query_param_matcher({"status": "open"},
-                                                          strict_match=False)])
-        responses.get(f"{PAPER}/orders", json=[],
-                      match=[matchers.query_param_matcher({"status": "all"},
-                                                          strict_match=False)])
+        responses.add_callback(responses.GET, f"{PAPER}/orders", callback=self._open_orders,
+                               match=[matchers.query_param_matcher({"status": "open"},
+                                                                   strict_match=False)])
+        responses.add_callback(responses.GET, f"{PAPER}/orders", callback=self._orders_after,
+                               match=[matchers.query_param_matcher({"status": "all"},
+                                                                   strict_match=False)])
         responses.add_callback(responses.GET, f"{PAPER}/orders:by_client_order_id",
                                callback=self._lookup)
         responses.add_callback(responses.POST, f"{PAPER}/orders", callback=self._post)
+
+    def _open_orders(self, request):
+        working = [o for o in self.orders.values() if o["status"] not in FINAL]
+        return 200, {}, json.dumps(working)
+
+    def _orders_after(self, request):
+        # Alpaca's `after` filters on submission time.
+        after = rfc3339_ns(request.params["after"])
+        since = [o for o in self.orders.values() if rfc3339_ns(o["submitted_at"]) > after]
+        return 200, {}, json.dumps(since)
 
     def _lookup(self, request):
         client_id = request.params["client_order_id"]
@@ -77,9 +91,11 @@ class FakeAlpaca:
     def _post(self, request):
         body = json.loads(request.body)
         self.posts += 1
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         order = {**load("order_new"), "id": f"alp-{self.posts}",
                  "client_order_id": body["client_order_id"], "symbol": body["symbol"],
-                 "qty": body["qty"], "side": body["side"], "status": "accepted"}
+                 "qty": body["qty"], "side": body["side"], "status": "accepted",
+                 "created_at": now, "submitted_at": now, "updated_at": now}
         self.orders[body["client_order_id"]] = order
         self.placed.put(order)
         return 200, {}, json.dumps(order)
@@ -97,7 +113,8 @@ def live_config(tmp_path: Path):
     return load_config(path, environ={})
 
 
-def run_live(tmp_path: Path, alpaca: FakeAlpaca, trading_script: list, until) -> object:
+def run_live(tmp_path: Path, alpaca: FakeAlpaca, trading_script: list, until,
+             **request) -> object:
     config = live_config(tmp_path)
 
     async def scenario():
@@ -106,7 +123,8 @@ def run_live(tmp_path: Path, alpaca: FakeAlpaca, trading_script: list, until) ->
             links = LiveConnections(
                 AlpacaTrading(credentials(), bucket=TokenBucket(sleep=lambda s: None)),
                 data.url, trading.url, FAST)
-            session = LiveSession(config, LiveRequest("alpaca-paper", False, ("AAPL",)),
+            session = LiveSession(config, LiveRequest("alpaca-paper", False, ("AAPL",),
+                                                      **request),
                                   credentials(), links, tmp_path / "runs", until=until,
                                   balance_refresh_seconds=0.3)
             return await asyncio.wait_for(session.run(), 30)
@@ -169,19 +187,210 @@ def test_live_run_when_bars_cross_then_order_sent_filled_and_replayed_byte_for_b
     assert [t.topic for t in replayed.topics if not t.match] == []
     assert {"broker.reports", "fills", "order.updates"} <= {t.topic for t in replayed.topics}
 
-    # A restart: same config, account and bars, so the same client order id. Alpaca
-    # holds the (filled) order and the position, so reconciliation is clean; the order is
-    # looked up by its client order id and not placed again.
-    alpaca.positions = [{**load("positions")[0], "qty": "100", "qty_available": "100"}]
-    again = run_live(tmp_path, alpaca, [],
-                     lambda bus: bus.counts().get("order.updates", 0) >= 2)
-    assert alpaca.posts == 1
+    # A restart with nothing changed at Alpaca (it holds the filled order's position):
+    # the run carries over the first one's final state, so reconciliation is clean, the
+    # sleeve holds its 100 shares and the same crossing does not buy them again.
+    alpaca.positions = [{**load("positions")[0], "qty": "100", "qty_available": "100",
+                         "avg_entry_price": "11.02"}]
+    again = run_live(tmp_path, alpaca, [], lambda bus: bus.counts().get("signals", 0) >= 1)
+    assert alpaca.posts == 1 and again.submissions == 0
     assert again.run_id == result.run_id and again.run_dir != result.run_dir
-    submitted = [e for e in topic_events(again.run_dir, "broker.reports")
+    assert again.meta["live"]["previous_run"] == str(result.run_dir)
+    reports = topic_events(again.run_dir, "broker.reports")
+    assert [type(e).__name__ for e in reports[:3]] == [
+        "BrokerAccountDetected", "StateCarriedOver", "ReconciliationCompleted"]
+    carried, completed = reports[1], reports[2]
+    assert carried.from_run == result.run_dir.name and carried.orders == ()
+    assert [(lot.strategy, lot.symbol, lot.quantity, lot.price) for lot in carried.lots] == [
+        ("sma_cross", "AAPL", Decimal(100), Decimal("11.02"))]
+    first_cash = [e for e in topic_events(result.run_dir, "portfolio")
+                  if type(e).__name__ == "PortfolioValued"][-1].cash
+    assert carried.cash == first_cash
+    assert (completed.resolution, completed.differences) == ("clean", 0)
+    assert [type(e).__name__ for e in topic_events(again.run_dir, "risk.decisions")] == []
+    assert [(f.symbol, f.quantity, f.strategy) for f in topic_events(again.run_dir, "fills")
+            ] == [("AAPL", Decimal(100), "sma_cross")]
+    assert topic_events(again.run_dir, "order.requests") == []
+    assert replay_run(again.run_dir).identical
+    # The second run recorded what it carried over: its own final state is the same.
+    state = final_state(again.run_dir)
+    assert (state.lots, state.cash, state.orders) == (carried.lots, carried.cash, ())
+    assert state.directions == carried.directions != ()
+
+    # A fresh start (--fresh) carries nothing over; with the position closed at Alpaca
+    # meanwhile it is clean, derives the same order from the same bars, and finds it by
+    # client order id instead of placing it twice.
+    alpaca.positions = []
+    fresh = run_live(tmp_path, alpaca, [],
+                     lambda bus: bus.counts().get("order.updates", 0) >= 2, fresh=True)
+    assert alpaca.posts == 1
+    assert fresh.meta["live"]["previous_run"] is None and fresh.meta["live"]["fresh"]
+    submitted = [e for e in topic_events(fresh.run_dir, "broker.reports")
                  if type(e).__name__ == "BrokerOrderSubmitted"]
     assert [(s.existing, s.status) for s in submitted] == [(True, "filled")]
-    assert again.meta["live"]["previous_run"] == str(result.run_dir)
-    assert replay_run(again.run_dir).identical
+    assert replay_run(fresh.run_dir).identical
+
+
+@responses.activate
+def test_restart_when_an_order_of_the_earlier_run_is_still_working_then_its_fill_keeps_its_strategy(
+        tmp_path):
+    alpaca = FakeAlpaca(positions=[])
+    alpaca.install()
+
+    async def new_update():
+        order = await asyncio.to_thread(alpaca.placed.get, timeout=20)
+        return trade_update("new", order, "2024-07-01T14:35:00.130Z")
+
+    def accepted(bus) -> bool:
+        return bus.counts().get("order.updates", 0) >= 2   # OrderSubmitted, OrderAccepted
+
+    first = run_live(tmp_path, alpaca, [new_update], accepted)
+    assert alpaca.posts == 1 and topic_events(first.run_dir, "fills") == []
+    (placed,) = topic_events(first.run_dir, "orders")
+
+    async def fill_update():
+        order = alpaca.fill(next(iter(alpaca.orders.values())))
+        return trade_update("fill", order, "2024-07-01T14:36:00.250Z",
+                            execution_id="exec-1", price="11.02", qty=order["qty"],
+                            position_qty=order["qty"])
+
+    # Stopped with the order working at Alpaca (open, nothing filled): the next run
+    # carries it over, so reconciliation finds nothing to report, and its fill, which
+    # comes in the second run, is booked to the strategy and chain that sent it.
+    second = run_live(tmp_path, alpaca, [fill_update],
+                      lambda bus: bus.counts().get("fills", 0) >= 1)
+    assert alpaca.posts == 1
+    reports = topic_events(second.run_dir, "broker.reports")
+    carried = next(e for e in reports if type(e).__name__ == "StateCarriedOver")
+    assert [(o.client_order_id, o.strategy, o.remaining, o.accepted) for o in carried.orders
+            ] == [(placed.client_order_id, "sma_cross", Decimal(100), True)]
+    completed = next(e for e in reports if type(e).__name__ == "ReconciliationCompleted")
+    assert (completed.resolution, completed.differences) == ("clean", 0)
+    (fill,) = topic_events(second.run_dir, "fills")
+    assert (fill.client_order_id, fill.strategy, fill.quantity) == (
+        placed.client_order_id, "sma_cross", Decimal(100))
+    assert (fill.correlation_id, fill.causation_id) == (placed.correlation_id, placed.event_id)
+    assert topic_events(second.run_dir, "order.requests") == []   # in flight: not again
+    assert replay_run(second.run_dir).identical
+
+
+@responses.activate
+def test_restart_when_an_order_filled_while_stopped_then_caught_up_booked_and_clean(tmp_path):
+    alpaca = FakeAlpaca(positions=[])
+    alpaca.install()
+    first = run_live(tmp_path, alpaca, [],
+                     lambda bus: bus.counts().get("order.updates", 0) >= 2)
+    (placed,) = topic_events(first.run_dir, "orders")
+    assert topic_events(first.run_dir, "fills") == []
+
+    # While no run listens, Alpaca fills the order: the next start reads the orders
+    # endpoint, books the fill to the strategy that sent the order, and then finds
+    # Alpaca and itself in agreement (no halt). The trade stream's own backfill covers
+    # the order too and delivers nothing twice.
+    order = alpaca.fill(next(iter(alpaca.orders.values())))
+    alpaca.positions = [{**load("positions")[0], "qty": order["qty"],
+                         "qty_available": order["qty"], "avg_entry_price": "11.02"}]
+    second = run_live(tmp_path, alpaca, [],
+                      lambda bus: bus.counts().get("signals", 0) >= 1)
+    reports = topic_events(second.run_dir, "broker.reports")
+    kinds = [type(e).__name__ for e in reports]
+    assert kinds[:3] == ["BrokerAccountDetected", "StateCarriedOver", "BrokerTradeUpdate"]
+    assert reports[2].backfilled and kinds.count("BrokerTradeUpdate") == 1
+    completed = next(e for e in reports if type(e).__name__ == "ReconciliationCompleted")
+    assert (completed.resolution, completed.differences) == ("clean", 0)
+    (fill,) = topic_events(second.run_dir, "fills")
+    assert (fill.client_order_id, fill.strategy, fill.quantity, fill.price) == (
+        placed.client_order_id, "sma_cross", Decimal(100), Decimal("11.02"))
+    assert fill.correlation_id == placed.correlation_id
+    assert topic_events(second.run_dir, "risk.decisions") == []
+    assert replay_run(second.run_dir).identical
+
+
+@responses.activate
+def test_restart_when_kill_switch_was_engaged_then_the_next_run_starts_halted(tmp_path):
+    from connectors.alpaca.inbox import post_command
+    from schemas import KillSwitchEngaged
+    from tests.factories import header
+
+    alpaca = FakeAlpaca(positions=[])
+    alpaca.install()
+
+    async def kill():
+        run_dir = next((tmp_path / "runs").iterdir())
+        post_command(run_dir, KillSwitchEngaged(**header(1, "operator"), account="paper",
+                                                reason="stop", operator="ops"))
+        await asyncio.sleep(0.6)   # the loop polls its inbox every 0.2 s
+        return [{"T": "success", "msg": "engaged"}]   # ignored by the client
+
+    config = live_config(tmp_path)
+
+    async def scenario(script, until):
+        async with StreamPeer("data", [script]) as data, \
+                StreamPeer("trading", [[]]) as trading:
+            links = LiveConnections(
+                AlpacaTrading(credentials(), bucket=TokenBucket(sleep=lambda s: None)),
+                data.url, trading.url, FAST)
+            session = LiveSession(config, LiveRequest("alpaca-paper", False, ("AAPL",)),
+                                  credentials(), links, tmp_path / "runs", until=until)
+            return await asyncio.wait_for(session.run(), 30)
+
+    first = asyncio.run(scenario([kill], lambda bus: bus.counts().get("control", 0) >= 1))
+    assert decisions(first.run_dir) == [("TradingStateChanged", "HALTED")]
+    # Restarted, the operator's kill switch is still engaged: the crossing is denied.
+    second = asyncio.run(scenario(bar_script(),
+                                  lambda bus: bus.counts().get("order.requests", 0) >= 1))
+    assert alpaca.posts == 0
+    assert decisions(second.run_dir) == [("TradingStateChanged", "HALTED"),
+                                         ("OrderDenied", "HALTED")]
+    changed = topic_events(second.run_dir, "risk.decisions")[0]
+    assert "kill_switch: carried over from" in changed.reason and "stop" in changed.reason
+    assert replay_run(second.run_dir).identical
+
+
+@responses.activate
+def test_live_run_when_config_adopts_an_unknown_open_order_then_tracked_and_its_fill_booked(
+        tmp_path):
+    alpaca = FakeAlpaca(positions=[])
+    alpaca.install()
+    manual = {**load("order_new"), "id": "alp-manual", "client_order_id": "web-manual-1",
+              "symbol": "AAPL", "qty": "7", "side": "buy", "status": "new"}
+    alpaca.orders["web-manual-1"] = manual
+    (tmp_path / "firetape.toml").write_text(CONFIG + '[alpaca]\nreconciliation = "adopt"\n')
+    config = load_config(tmp_path / "firetape.toml", environ={})
+
+    async def manual_fill():
+        await asyncio.sleep(0.2)
+        order = {**manual, "status": "filled", "filled_qty": "7", "filled_avg_price": "9.5",
+                 "filled_at": "2024-07-01T14:33:00Z"}
+        alpaca.orders["web-manual-1"] = order
+        return trade_update("fill", order, "2024-07-01T14:33:00Z", execution_id="exec-m",
+                            price="9.5", qty="7", position_qty="7")
+
+    async def scenario():
+        async with StreamPeer("data", [bar_script()[:3]]) as data, \
+                StreamPeer("trading", [[manual_fill]]) as trading:
+            links = LiveConnections(
+                AlpacaTrading(credentials(), bucket=TokenBucket(sleep=lambda s: None)),
+                data.url, trading.url, FAST)
+            session = LiveSession(config, LiveRequest("alpaca-paper", False, ("AAPL",)),
+                                  credentials(), links, tmp_path / "runs",
+                                  until=lambda bus: bus.counts().get("fills", 0) >= 1)
+            return await asyncio.wait_for(session.run(), 30)
+
+    result = asyncio.run(scenario())
+    assert result.dead_letters == 0
+    reports = topic_events(result.run_dir, "broker.reports")
+    difference = next(e for e in reports if type(e).__name__ == "ReconciliationDifference")
+    assert (difference.kind, difference.client_order_id) == ("unknown_order", "web-manual-1")
+    adopted = next(e for e in reports if type(e).__name__ == "BrokerStateAdopted")
+    assert [(o.client_order_id, o.strategy, o.side, o.remaining, o.broker_order_id)
+            for o in adopted.orders] == [("web-manual-1", "", "BUY", Decimal(7), "alp-manual")]
+    (fill,) = topic_events(result.run_dir, "fills")
+    assert (fill.client_order_id, fill.strategy, fill.quantity, fill.price) == (
+        "web-manual-1", "", Decimal(7), Decimal("9.5"))
+    updates = [type(e).__name__ for e in topic_events(result.run_dir, "order.updates")]
+    assert "OrderFilled" in updates and "OrderAccepted" not in updates   # taken over live
+    assert replay_run(result.run_dir).identical
 
 
 @responses.activate

@@ -10,11 +10,12 @@ from agents.context import Context
 from connectors.alpaca import wire
 from connectors.alpaca.cli import control
 from schemas.broker import (
-    BrokerStateAdopted, ReconciliationCompleted, ReconciliationDifference,
+    BrokerStateAdopted, ReconciliationCompleted, ReconciliationDifference, WorkingOrder,
 )
+from schemas.carryover import CarriedLot
 from connectors.alpaca.inbox import INBOX, post_command, read_commands
 from connectors.alpaca.reconcile import (
-    ACK_REASON, LocalState, acknowledgement, local_state, local_state_of_runs, reconcile,
+    ACK_REASON, LocalState, acknowledgement, local_state_of_carried, reconcile,
 )
 from firetape.runtime.session import write_meta
 from risk.engine import RiskStage
@@ -140,48 +141,33 @@ def test_adopted_state_when_run_through_the_pipeline_then_portfolio_risk_and_siz
     assert portfolio.mark_of("AAPL") == Decimal("216.0")
 
 
-def test_local_state_of_runs_when_a_run_adopted_then_its_positions_are_absolute():
-    adopting = [BrokerStateAdopted(**f.header(), account="paper", cash=Decimal(1)),
-                position("AAPL", "10")]
-    later = [position("AAPL", "5")]
-    state = local_state_of_runs([[position("AAPL", "3")], adopting, later])
-    assert state.positions == {"AAPL": Decimal(15)}
-    assert state.sleeves == {("s", "AAPL"): Decimal(15)}
+def test_local_state_of_carried_when_lots_and_orders_then_positions_sleeves_and_open_orders():
+    lots = [CarriedLot(strategy="sma", symbol="AAPL", quantity=Decimal(6), price=Decimal(1)),
+            CarriedLot(strategy="sma", symbol="AAPL", quantity=Decimal(4), price=Decimal(2)),
+            CarriedLot(strategy="mom", symbol="TSLA", quantity=Decimal(-3), price=Decimal(3))]
+    orders = [WorkingOrder(client_order_id="ft-1", symbol="MSFT", side="BUY",
+                           quantity=Decimal(5), strategy="sma")]
+    state = local_state_of_carried(lots, orders)
+    assert state.positions == {"AAPL": Decimal(10), "TSLA": Decimal(-3)}
+    assert state.sleeves == {("mom", "TSLA"): Decimal(-3), ("sma", "AAPL"): Decimal(10)}
+    assert state.open_orders == {"ft-1": "MSFT"}
+    assert state.working["ft-1"].strategy == "sma"
 
 
-def test_local_state_when_folded_from_events_then_open_orders_and_net_positions():
-    placed = f.place_order("AAPL", "BUY", "10")
-    done = f.place_order("MSFT", "BUY", "5")
-    filled = f.fill("MSFT", quantity="5", client_order_id=done.client_order_id)
-    position = PositionChanged(**f.header(), account="paper", strategy="s", symbol="MSFT",
-                               quantity=Decimal(5), avg_price=Decimal(1),
-                               realized_pnl=Decimal(0), fill_id=filled.fill_id,
-                               account_quantity=Decimal(5))
-    done_event = OrderFilled(**f.header(), client_order_id=done.client_order_id, account="paper",
-                             symbol="MSFT", filled_quantity=Decimal(5), avg_price=Decimal(1))
-    state = local_state([placed, done, filled, position, done_event])
-    assert state.open_orders == {placed.client_order_id: "AAPL"}
-    assert state.positions == {"MSFT": Decimal(5)}
-
-
-def position(symbol: str, account_quantity: str) -> PositionChanged:
-    return PositionChanged(**f.header(), account="paper", strategy="s", symbol=symbol,
-                           quantity=Decimal(account_quantity), avg_price=Decimal(1),
-                           realized_pnl=Decimal(0), fill_id="f",
-                           account_quantity=Decimal(account_quantity))
-
-
-def test_local_state_of_runs_when_each_run_starts_flat_then_positions_add_up_across_runs():
-    sent_first = f.place_order("AAPL", "BUY", "10")
-    filled_later = OrderFilled(**f.header(), client_order_id=sent_first.client_order_id,
-                               account="paper", symbol="AAPL", filled_quantity=Decimal(10),
-                               avg_price=Decimal(1))
-    still_open = f.place_order("MSFT", "BUY", "5")
-    first = [sent_first, position("TSLA", "-3")]
-    second = [still_open, filled_later, position("AAPL", "10"), position("TSLA", "1")]
-    state = local_state_of_runs([first, second])
-    assert state.positions == {"AAPL": Decimal(10), "TSLA": Decimal(-2)}
-    assert state.open_orders == {still_open.client_order_id: "MSFT"}
+def test_reconcile_when_adopting_then_open_orders_taken_over_known_ones_keep_their_strategy():
+    positions, orders = broker_state()
+    known = WorkingOrder(client_order_id="ft-0f4c2a9d", symbol="AAPL", side="BUY",
+                         quantity=Decimal(10), strategy="sma", correlation_id="chain-1",
+                         placed_event_id="place-1")
+    local = local_state_of_carried([], [known])
+    adopted = reconcile(positions, orders, local, CTX, "paper", "adopt", NOW,
+                        cash=Decimal(1))[-1]
+    assert [(o.client_order_id, o.strategy, o.symbol, o.side, o.remaining,
+             o.correlation_id, o.broker_order_id) for o in adopted.orders] == [
+        ("ft-0f4c2a9d", "sma", "AAPL", "BUY", Decimal(10), "chain-1",
+         "61e69015-8549-4bfd-b9c3-01e75843f47d"),
+        ("web-manual-1", "", "MSFT", "SELL", Decimal(5), "web-manual-1",
+         "9b2e9d1c-0000-4a6e-8d1e-2f5c0f1d7a11")]
 
 
 def halted_risk() -> RiskStage:

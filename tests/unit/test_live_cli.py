@@ -52,3 +52,14 @@ def test_run_when_keys_missing_then_error_names_the_variable(tmp_path):
 def test_run_when_file_feed_without_data_then_missing_data_option():
     result = run()
     assert result.exit_code == 2 and "Missing option '--data'" in result.output
+
+
+def test_run_when_carry_from_and_fresh_together_then_usage_error():
+    result = run("--feed", "alpaca", "--broker", "alpaca-paper", "--symbols", "AAPL",
+                 "--carry-from", "runs/x", "--fresh")
+    assert result.exit_code == 2 and "exclude each other" in result.output
+
+
+def test_run_when_file_feed_with_fresh_then_usage_error_says_they_are_for_alpaca(tmp_path):
+    result = run("--data", str(tmp_path), "--fresh")
+    assert result.exit_code == 2 and "--feed alpaca" in result.output

@@ -7,7 +7,7 @@ import msgspec
 
 from firetape.eventlog import EventLog
 from firetape.runtime.bus import EmbeddedBus
-from firetape.runtime.live_inputs import InputClock, Undecodable, earlier_runs, recorded_inputs
+from firetape.runtime.live_inputs import InputClock, Undecodable, recorded_inputs
 from schemas import BrokerBalanceRead, KillSwitchEngaged
 from tests.factories import ACCOUNT, T0, bar, header
 
@@ -37,14 +37,3 @@ def test_recorded_inputs_when_topics_interleave_then_read_back_in_stamp_order(tm
         read = list(recorded_inputs(log))
     assert isinstance(read[0], Undecodable) and read[0].topic == "md.bars"
     assert [e.ts_init for e in read[1:]] == sorted(stamps)
-
-
-def test_earlier_runs_when_same_run_id_started_before_then_oldest_first(tmp_path):
-    for name in ("20240102T000000Z-abc", "20240101T000000Z-abc", "20240103T000000Z-other"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "run.json").write_text("{}")
-    current = tmp_path / "20240104T000000Z-abc"
-    current.mkdir()
-    assert earlier_runs(tmp_path, "abc", current) == [tmp_path / "20240101T000000Z-abc",
-                                                      tmp_path / "20240102T000000Z-abc"]
-    assert earlier_runs(tmp_path, "nothing") == []
