@@ -55,10 +55,12 @@ REGISTRY: tuple[TopicSpec, ...] = (
               ("portfolio", "risk", "allocator", "audit"), "executions with exact price and cost"),
     TopicSpec("portfolio", "account", (s.PositionChanged, s.PortfolioValued), 4, "delete", -1,
               "portfolio", ("risk", "allocator", "audit"), "positions after fills; valuations"),
+    # Kept whole, never compacted: every operator command is part of the audit trail, and
+    # a strategy worker that takes a partition over late must still find every command.
     TopicSpec("control", "account",
               (s.KillSwitchEngaged, s.KillSwitchReleased, s.HaltReleased, s.LimitChanged,
                s.StrategyEnabled, s.StrategyDisabled, s.ReconciliationAcknowledged), 1,
-              "compact", -1, "operator",
+              "delete", -1, "operator",
               ("risk", "strategy", "audit"), "operator commands, read by every agent"),
     TopicSpec("dlq", "source_topic", (s.DeadLettered,), 1, "delete", -1, "any",
               ("audit",), "undecodable or invalid records, with the reason and original bytes"),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from firetape.kafka.strategy_control import CommandApplied
 from firetape.kafka.wire import Evaluation, Sequenced, Watermark
 from topics.registry import REGISTRY, TopicSpec, spec
 
@@ -20,6 +21,7 @@ WATERMARKS = "md.watermarks"
 EVALUATED = "strategy.evaluated"
 SEQUENCE = "account.sequence"
 SNAPSHOTS = "strategy.snapshots"
+STRATEGY_CONTROL = "strategy.control"
 
 INTERNAL: tuple[TopicSpec, ...] = (
     TopicSpec(WATERMARKS, "producer", (Watermark,), 1, "delete", -1, "feed", ("account",),
@@ -31,6 +33,10 @@ INTERNAL: tuple[TopicSpec, ...] = (
     TopicSpec(SNAPSHOTS, "partition", (), 1, "compact", -1, "strategy", ("strategy",),
               "the strategy state of an md.bars partition up to an offset (pickled), so a "
               "restart replays only the records after it"),
+    # Not compacted: a rebuild from offset 0 needs every marker of its partition.
+    TopicSpec(STRATEGY_CONTROL, "partition", (CommandApplied,), 1, "delete", -1, "strategy",
+              ("strategy",), "where each strategy command of `control` took effect on each "
+              "md.bars partition (the md.bars offset it preceded)"),
 )
 
 
