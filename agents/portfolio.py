@@ -141,10 +141,10 @@ class PortfolioStage:
 
     # -- a live run that continues the previous one ------------------------------------
     def on_carried(self, carried: StateCarriedOver):
-        """Take the previous run's cash and last closes. Its open lots came just before,
-        as execution's carry-over fills at their own prices; the account is valued at
-        once, like an adoption. Without cash (the config adopts the broker's state
-        instead) nothing changes here."""
+        """Take the previous run's cash, last closes and high-water mark. Its open lots
+        came just before, as execution's carry-over fills at their own prices; the account
+        is valued at once, like an adoption. Without cash (the config adopts the broker's
+        state instead) nothing changes here."""
         if carried.cash is None:
             return NOTHING
         for mark in carried.marks:
@@ -152,7 +152,8 @@ class PortfolioStage:
         cost = sum((lot.quantity * lot.price for lot in carried.lots), ZERO)
         self.cash = carried.cash
         self.initial_cash = carried.cash + cost
-        self.high_water_mark = ZERO
+        # The drawdown goes on from the previous run's peak: a restart is no new peak.
+        self.high_water_mark = carried.high_water_mark or ZERO
         return (self._valuation(carried, carried.ts_event),)
 
     def finish(self, last_event):

@@ -1,10 +1,12 @@
 """The strategy stage: bars in, each enabled strategy's new targets (or failures) out."""
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable, Mapping, Sequence
 
 from agents.context import Context
 from agents.stage import NOTHING, Handler
+from schemas.carryover import StateCarriedOver
 from schemas.control import StrategyDisabled, StrategyEnabled
 from schemas.header import Event
 from schemas.market import Bar
@@ -69,7 +71,7 @@ class StrategyStage:
     def routes(self) -> Mapping[type, Handler]:
         """Bars drive the strategies; strategy on/off commands come from control."""
         return {Bar: self.on_bar, StrategyEnabled: self.on_enabled,
-                StrategyDisabled: self.on_disabled}
+                StrategyDisabled: self.on_disabled, StateCarriedOver: self.on_carried}
 
     def finish(self, last_event: Event | None) -> Sequence[Event]:
         """Strategies hold no pending output at the end of a stream."""
@@ -150,6 +152,30 @@ class StrategyStage:
     def on_disabled(self, event: StrategyDisabled) -> Sequence[Event]:
         """Stop calling the named strategy: it emits nothing until enabled again."""
         self._disabled.add(event.strategy)
+        self._refresh_active()
+        return NOTHING
+
+    # -- a live run that continues the previous one ------------------------------------
+    def carried_state(self) -> bytes:
+        """Everything the strategies know, pickled: each strategy's instance per symbol
+        (indicators, and its idea of its current target), the disabled strategies and the
+        volatility trackers. A live run that continues this one starts from it, so a
+        restart neither waits for indicators to fill again nor forgets that a strategy is
+        in a position (a fresh instance would think itself flat and skip the exit)."""
+        return pickle.dumps(({slot.name: slot.instances for slot in self._slots},
+                             sorted(self._disabled), self._volatility),
+                            protocol=pickle.HIGHEST_PROTOCOL)
+
+    def on_carried(self, carried: StateCarriedOver) -> Sequence[Event]:
+        """Start from `carried_state` of the previous run (empty: its strategy setup was
+        not this one's, and the strategies start again from bars)."""
+        if not carried.strategy_state:
+            return NOTHING
+        instances, disabled, volatility = pickle.loads(carried.strategy_state)
+        for slot in self._slots:
+            slot.instances = dict(instances.get(slot.name, {}))
+        self._disabled = set(disabled)
+        self._volatility = dict(volatility)
         self._refresh_active()
         return NOTHING
 

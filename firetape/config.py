@@ -142,6 +142,14 @@ def validate_strategies(config: FiretapeConfig, source: str = "config") -> None:
                 raise ConfigError(f"{source}: strategies.{name}: {exc}") from None
 
 
+def strategy_setup(config: FiretapeConfig) -> tuple:
+    """What a strategy's state depends on besides its code: the configured strategies in
+    order with their parameters, and the sizing method (vol_target makes the strategy
+    stage track volatility). State made under one setup is no use under another."""
+    return (tuple((name, tuple(sorted(config.strategies.get(name, {}).items())))
+                  for name in config.run.strategies), config.sizing.method)
+
+
 def with_strategies(config: FiretapeConfig, names: list[str]) -> FiretapeConfig:
     """The config with its strategy list replaced (the CLI's --strategy)."""
     return msgspec.structs.replace(config, run=msgspec.structs.replace(config.run,

@@ -13,7 +13,7 @@ events by account, and its outputs carry `ctx.account`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from agents.context import Context
@@ -52,9 +52,9 @@ TERMS = tuple(f for f in SubmitOrder.__struct_fields__ if f not in Event.__struc
 _START_INDEX = 2
 # Halts that HaltReleased may lift; the kill switch and reconciliation need their own.
 _RELEASABLE = (DRAWDOWN, DAILY_LOSS)
-# Halts a live run that continues the previous one keeps: a daily-loss halt belongs to a
-# trading day the new run has not seen, and reconciliation happens again at every start.
-CARRIED_HALTS = (KILL_SWITCH, DRAWDOWN)
+# Halts a live run that continues the previous one keeps (a daily-loss halt only on the
+# same trading day; reconciliation happens again at every start).
+CARRIED_HALTS = (KILL_SWITCH, DRAWDOWN, DAILY_LOSS)
 
 
 class RiskStage:
@@ -91,6 +91,21 @@ class RiskStage:
     def halts(self) -> tuple[Halt, ...]:
         """The halt reasons engaged now, each with its detail and earliest release."""
         return tuple(self._trading.halts.values())
+
+    @property
+    def trading_day(self) -> TradingDay:
+        """The trading day of the latest valuation (read only: for a live run's carry-over)."""
+        return self._day
+
+    @property
+    def drawdown_ack(self) -> Decimal | None:
+        """The drawdown an operator's release acknowledged, while it still holds."""
+        return self._drawdown_ack
+
+    @property
+    def history(self):
+        """Marks and recent returns per symbol (read only: for a live run's carry-over)."""
+        return self._book.history
 
     def position(self, symbol: str) -> Decimal:
         """The engine's own net position in `symbol`, from fills."""
@@ -239,11 +254,25 @@ class RiskStage:
         return out
 
     def _on_carried(self, carried: StateCarriedOver) -> Sequence[Event]:
-        """A live run that continues the previous one: its working orders count as open
-        exposure, and the halts it stopped under stay engaged (an operator's kill switch
-        is not lifted by a restart)."""
+        """A live run that continues the previous one, taken before the run's first
+        valuation: its working orders count as open exposure; the halts it stopped under
+        stay engaged (an operator's kill switch is not lifted by a restart); on the same
+        trading day the day's opening equity and loss limit carry on (a restart hands out
+        no fresh daily-loss budget); a released drawdown stays released; and the VaR
+        keeps the return histories instead of denying new exposure until bars refill
+        them."""
         out = self._on_orders_taken_over(carried)
+        day = carried.day
+        same_day = day is not None and self._day.resume(
+            carried.ts_event, date.fromisoformat(day.date), day.start_equity,
+            day.loss_breached)
+        self._drawdown_ack = carried.drawdown_ack
+        history = self._book.history
+        for carried_returns in carried.histories:
+            history.seed(carried_returns.symbol, carried_returns.mark, carried_returns.returns)
         for halt in carried.halts:
+            if halt.reason == DAILY_LOSS and not same_day:
+                continue              # that day is over: its halt would lift at once
             if halt.reason in CARRIED_HALTS:
                 out.append(self._engage(carried, len(out), Halt(
                     halt.reason, f"carried over from {carried.from_run}: {halt.detail}",

@@ -72,6 +72,21 @@ class MarkHistory:
         end = int(self._seen[row]) % self.lookback
         return self._data[row, :self.lookback].take(np.arange(end - n, end), mode="wrap")
 
+    def seed(self, symbol: str, mark: float, returns) -> None:
+        """Start `symbol` from an earlier run's mark and returns (oldest first, at most
+        `lookback` kept), as if its bars had been recorded here. A symbol that already
+        has bars in this run keeps them."""
+        if symbol in self.rows:
+            return
+        self._add_row(symbol)
+        kept = list(returns)[-self.lookback:]
+        row, lookback = self.rows[symbol], self.lookback
+        self._data[row, :len(kept)] = kept
+        self._data[row, lookback:lookback + len(kept)] = kept
+        self._seen[row] = len(kept)
+        self.marks[symbol] = mark
+        self.moved.add(symbol)
+
     def seen(self, rows: np.ndarray) -> np.ndarray:
         """Returns ever recorded by each of `rows` (not capped at the lookback)."""
         return self._seen.take(rows)

@@ -226,18 +226,35 @@ class TradingDay:
         """Move to the date of `ts`; True when it is a new date (its first valuation)."""
         if self._start_ns <= ts < self._end_ns:
             return False
-        local = datetime.fromtimestamp(ts // 1_000_000_000, NEW_YORK)
-        self.date = local.date()
-        start = datetime.combine(self.date, time(0), NEW_YORK)
-        end = datetime.combine(self.date + timedelta(days=1), time(0), NEW_YORK)
-        self._start_ns = int(start.timestamp()) * 1_000_000_000
-        self._end_ns = int(end.timestamp()) * 1_000_000_000
+        self._move_to(_new_york_date(ts))
         self.start_equity = equity
         self.loss_breached = False
         return True
+
+    def resume(self, ts: int, day: date, start_equity: Decimal, loss_breached: bool) -> bool:
+        """Continue an earlier run's `day` if `ts` falls on it (a restart the same day):
+        its opening equity, and whether its loss limit fired, stay. False, and nothing
+        changes, when `ts` is on another date."""
+        if _new_york_date(ts) != day:
+            return False
+        self._move_to(day)
+        self.start_equity = start_equity
+        self.loss_breached = loss_breached
+        return True
+
+    def _move_to(self, day: date) -> None:
+        self.date = day
+        start = datetime.combine(day, time(0), NEW_YORK)
+        end = datetime.combine(day + timedelta(days=1), time(0), NEW_YORK)
+        self._start_ns = int(start.timestamp()) * 1_000_000_000
+        self._end_ns = int(end.timestamp()) * 1_000_000_000
 
     def loss(self, equity: Decimal) -> Decimal:
         """The fraction of the day's opening equity lost so far (negative on a gain)."""
         if self.start_equity <= 0:
             return ZERO
         return (self.start_equity - equity) / self.start_equity
+
+
+def _new_york_date(ts: int) -> date:
+    return datetime.fromtimestamp(ts // 1_000_000_000, NEW_YORK).date()

@@ -17,7 +17,8 @@ from schemas.broker import (
     WorkingOrder,
 )
 from schemas.carryover import (
-    CarriedDirection, CarriedHalt, CarriedLot, CarriedMark, StateCarriedOver,
+    CarriedDay, CarriedDirection, CarriedHalt, CarriedLot, CarriedMark, CarriedReturns,
+    StateCarriedOver,
 )
 from schemas.control import (
     HaltReleased,
@@ -50,11 +51,11 @@ from schemas.signals import SignalGenerated, StrategyFailed
 __all__ = [
     "AdoptedPosition", "Bar", "BrokerAccountDetected", "BrokerBalanceRead",
     "BrokerOrderRefused", "BrokerOrderSubmitted", "BrokerOrderTimes", "BrokerStateAdopted",
-    "BrokerTradeUpdate", "CarriedDirection", "CarriedHalt", "CarriedLot", "CarriedMark",
-    "CheckResult", "DeadLettered", "Event", "FillExecuted", "HaltReleased",
-    "KillSwitchEngaged", "KillSwitchReleased", "LimitChanged", "OrderAccepted",
-    "OrderApproved", "OrderCanceled", "OrderDenied", "OrderExpired", "OrderFilled",
-    "OrderPartiallyFilled", "OrderRejected", "OrderSubmitted", "PlaceOrder",
+    "BrokerTradeUpdate", "CarriedDay", "CarriedDirection", "CarriedHalt", "CarriedLot",
+    "CarriedMark", "CarriedReturns", "CheckResult", "DeadLettered", "Event", "FillExecuted",
+    "HaltReleased", "KillSwitchEngaged", "KillSwitchReleased", "LimitChanged",
+    "OrderAccepted", "OrderApproved", "OrderCanceled", "OrderDenied", "OrderExpired",
+    "OrderFilled", "OrderPartiallyFilled", "OrderRejected", "OrderSubmitted", "PlaceOrder",
     "PortfolioValued", "PositionChanged", "Quote", "ReconciliationAcknowledged",
     "ReconciliationCompleted", "ReconciliationDifference", "SignalGenerated",
     "StateCarriedOver", "StrategyDisabled", "StrategyEnabled", "StrategyFailed",

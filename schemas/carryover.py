@@ -51,12 +51,32 @@ class CarriedHalt(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     until_ts: int = 0
 
 
+class CarriedReturns(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A symbol's last close and its recent close-to-close returns (oldest first), as the
+    risk engine kept them for the VaR: a restart keeps its tail estimates instead of
+    denying new exposure until enough bars have come again."""
+
+    symbol: str
+    mark: float
+    returns: tuple[float, ...]
+
+
+class CarriedDay(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """The trading day (New York) the previous run last valued the account on. A restart
+    on the same day keeps its opening equity and whether its loss limit fired, so a
+    restart never hands out a fresh daily-loss budget."""
+
+    date: str                  # ISO date, e.g. "2026-11-20"
+    start_equity: Decimal
+    loss_breached: bool
+
+
 class StateCarriedOver(Event, frozen=True, kw_only=True, gc=False):
     """The state the run starts from: the final state of `from_run`.
 
     `cash` None and no `lots`: positions and cash come from the broker instead
-    (`reconciliation = "adopt"`, BrokerStateAdopted); the sleeves' directions and the
-    halts still carry.
+    (`reconciliation = "adopt"`, BrokerStateAdopted); the sleeves' directions, the halts,
+    the trading day, the return histories and the strategies' state still carry.
     """
 
     account: str
@@ -68,3 +88,11 @@ class StateCarriedOver(Event, frozen=True, kw_only=True, gc=False):
     orders: tuple[WorkingOrder, ...] = ()
     directions: tuple[CarriedDirection, ...] = ()
     halts: tuple[CarriedHalt, ...] = ()
+    day: CarriedDay | None = None
+    high_water_mark: Decimal | None = None     # the portfolio's, when it carries cash
+    drawdown_ack: Decimal | None = None        # a released drawdown halt stays released
+    histories: tuple[CarriedReturns, ...] = ()
+    # The strategy stage's state (every strategy instance, with its indicators and its
+    # idea of its current target), pickled: empty when the new run's strategy setup
+    # differs from the previous run's, and then the strategies start again from bars.
+    strategy_state: bytes = b""

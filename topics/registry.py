@@ -68,11 +68,13 @@ REGISTRY: tuple[TopicSpec, ...] = (
     # outcomes, trade updates) is recorded here before any stage sees it, so a replay of a
     # live run feeds it back instead of calling the broker. So is the state a live run
     # carries over from the previous one (read from that run's log, not from a broker).
+    # Risk comes before portfolio: a carried state reaches risk (its trading day, released
+    # drawdown) before the portfolio's first valuation does.
     TopicSpec("broker.reports", "account",
               (s.BrokerAccountDetected, s.BrokerBalanceRead, s.ReconciliationDifference,
                s.ReconciliationCompleted, s.BrokerOrderSubmitted, s.BrokerOrderRefused,
                s.BrokerTradeUpdate, s.BrokerStateAdopted, s.StateCarriedOver), 4, "delete",
-              -1, "broker", ("execution", "portfolio", "risk", "allocator", "audit"),
+              -1, "broker", ("execution", "risk", "portfolio", "allocator", "strategy", "audit"),
               "the broker's reports: account, reconciliation, adopted state, submit outcomes, "
               "trade updates; and the state a live run carries over from the previous one"),
 )

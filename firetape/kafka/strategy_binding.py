@@ -39,7 +39,7 @@ import msgspec
 
 from agents.context import Context
 from agents.strategy import StrategyStage
-from firetape.config import FiretapeConfig
+from firetape.config import FiretapeConfig, strategy_setup
 from firetape.kafka.strategy_control import CommandApplied, PartitionMarkers
 from firetape.kafka.wire import Evaluation, evaluation_codec
 from firetape.runtime.pipeline import build_stages
@@ -272,7 +272,5 @@ def _fingerprint(config: FiretapeConfig) -> str:
     digest.update(f"snapshot format {SNAPSHOT_FORMAT}".encode())
     for path in sorted(files):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    strategies_config = [(name, sorted(config.strategies.get(name, {}).items()))
-                         for name in config.run.strategies]
-    digest.update(repr((strategies_config, config.sizing.method)).encode())
+    digest.update(repr(strategy_setup(config)).encode())
     return digest.hexdigest()

@@ -101,6 +101,7 @@ class LiveSession:
         self._timeframe = parse_timeframe(TIMEFRAME)
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._seen_bars: set[str] = set()
+        self._bars_until: dict[str, int] = {}   # symbol -> last bar of the continued run
         self._bar_stream: BarStream | None = None
         self._submissions: set[asyncio.Task] = set()
         # What is known of the orders taken over at the start (carried or adopted), by
@@ -135,8 +136,10 @@ class LiveSession:
                                    self.request.fresh, confirmed.account.account_number,
                                    confirmed.account_type)
         # Read back before the new run exists, so a failure leaves no empty run behind.
-        carried = None if previous is None else await asyncio.to_thread(final_state,
-                                                                       previous)
+        carried = None if previous is None else await asyncio.to_thread(
+            final_state, previous, self.config)
+        if carried is not None:
+            self._bars_until = dict(carried.last_bars)
         run_dir = new_run_dir(self._runs_root, run_id)
         meta = live_meta(self.config, self.request, run_id, confirmed, previous)
         write_meta(run_dir, meta)
@@ -255,6 +258,8 @@ class LiveSession:
                                      self._timeframe)
             if event.event_id in self._seen_bars:
                 return        # resent after a reconnect: already taken
+            if event.ts_event <= self._bars_until.get(event.symbol, -1):
+                return        # the continued run took it: its state carries it already
             self._seen_bars.add(event.event_id)
             self.bars += 1
             self._put(event)

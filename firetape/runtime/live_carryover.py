@@ -4,9 +4,11 @@ The previous run is found under the runs directory (the newest live run of the s
 broker account, or the one the operator names), and its final state is rebuilt the way
 `firetape replay` rebuilds it: its recorded inputs fed through fresh stages, with no log
 and no call to the broker. That state (open lots per strategy sleeve, cash, last closes,
-the orders still working, each sleeve's last direction, the kill switch or drawdown halt
-it stopped under) becomes one StateCarriedOver, an input of the new run, so the new
-run's replay needs nothing but its own log.
+the high-water mark, the orders still working, each sleeve's last direction, the halts
+it stopped under, the trading day's opening equity, risk's return histories, and the
+strategies' own state when the strategy setup is unchanged) becomes one
+StateCarriedOver, an input of the new run, so the new run's replay needs nothing but its
+own log.
 
 Because each run records what it carried over, the state of a chain of runs is always
 the state of the last one.
@@ -23,14 +25,15 @@ import msgspec
 
 from agents.context import Context
 from agents.prices import exact_price
-from firetape.config import FiretapeConfig, validate_strategies
+from firetape.config import FiretapeConfig, strategy_setup, validate_strategies
 from firetape.eventlog import EventLog
 from firetape.runtime.live_inputs import LIVE_MODE, replay_live_inputs
 from firetape.runtime.session import LOG_DIR, read_meta
 from risk.engine import CARRIED_HALTS
 from schemas.broker import WorkingOrder
 from schemas.carryover import (
-    CarriedDirection, CarriedHalt, CarriedLot, CarriedMark, StateCarriedOver,
+    CarriedDay, CarriedDirection, CarriedHalt, CarriedLot, CarriedMark, CarriedReturns,
+    StateCarriedOver,
 )
 
 
@@ -92,22 +95,37 @@ class CarriedState(NamedTuple):
     orders: tuple[WorkingOrder, ...]
     directions: tuple[CarriedDirection, ...]
     halts: tuple[CarriedHalt, ...] = ()
+    day: CarriedDay | None = None
+    high_water_mark: Decimal | None = None
+    drawdown_ack: Decimal | None = None
+    histories: tuple[CarriedReturns, ...] = ()
+    strategy_state: bytes = b""
+    # symbol -> ts_event of the last bar the run took: the new run takes only later bars
+    # (its strategies and risk already hold these), not part of the carried event.
+    last_bars: dict[str, int] = {}
 
 
-def final_state(run_dir: Path) -> CarriedState:
+def final_state(run_dir: Path, config: FiretapeConfig | None = None) -> CarriedState:
     """The state `run_dir` ended in, rebuilt from its recorded inputs (CarryOverError when
-    it cannot be: an unreadable run.json, a strategy that no longer exists, ...)."""
+    it cannot be: an unreadable run.json, a strategy that no longer exists, ...).
+
+    The strategies' state is kept only when `config`, the new run's, sets the strategies
+    up as the previous run did (same strategies, parameters and sizing method)."""
     run_dir = Path(run_dir)
     try:
         meta = read_meta(run_dir)
         if meta.get("mode") != LIVE_MODE:
             raise ValueError("not a live run")
-        config = msgspec.convert(meta["config"], FiretapeConfig, strict=False)
-        validate_strategies(config, str(run_dir / "run.json"))
+        previous = msgspec.convert(meta["config"], FiretapeConfig, strict=False)
+        validate_strategies(previous, str(run_dir / "run.json"))
         run_id = meta["run_id"]
         with EventLog(run_dir / LOG_DIR, mode="r") as log:
-            bus, _ = replay_live_inputs(config, run_id, log, None)
+            bus, _ = replay_live_inputs(previous, run_id, log, None)
             bus.finish()
+            last_bars: dict[str, int] = {}
+            for record in log.read("md.bars"):
+                symbol = record.key.decode()
+                last_bars[symbol] = max(record.ts_event, last_bars.get(symbol, record.ts_event))
     except Exception as exc:   # whatever stops the read-back, the operator must choose
         raise CarryOverError(
             f"cannot carry over the state of {run_dir}: {type(exc).__name__}: {exc}; name "
@@ -126,8 +144,30 @@ def final_state(run_dir: Path) -> CarriedState:
                        if direction)
     halts = tuple(CarriedHalt(reason=halt.reason, detail=halt.detail, until_ts=halt.until_ts)
                   for halt in stages["risk"].halts if halt.reason in CARRIED_HALTS)
+    risk, strategy = stages["risk"], stages["strategy"]
+    same_setup = config is not None and strategy_setup(config) == strategy_setup(previous)
     return CarriedState(run_dir, run_id, portfolio.cash, lots, marks,
-                        stages["execution"].working_orders(), directions, halts)
+                        stages["execution"].working_orders(), directions, halts,
+                        day=_trading_day(risk), high_water_mark=portfolio.high_water_mark,
+                        drawdown_ack=risk.drawdown_ack, histories=_histories(risk.history),
+                        strategy_state=strategy.carried_state() if same_setup else b"",
+                        last_bars=last_bars)
+
+
+def _trading_day(risk) -> CarriedDay | None:
+    day = risk.trading_day
+    if day.date is None:
+        return None                   # never valued: no day to continue
+    return CarriedDay(date=day.date.isoformat(), start_equity=day.start_equity,
+                      loss_breached=day.loss_breached)
+
+
+def _histories(history) -> tuple[CarriedReturns, ...]:
+    """Every symbol's mark and returns as risk's VaR holds them, by symbol."""
+    return tuple(CarriedReturns(symbol=symbol, mark=history.marks[symbol],
+                                returns=tuple(history.window(symbol, history.count(symbol))
+                                              .tolist()))
+                 for symbol in sorted(history.rows))
 
 
 def open_lots(portfolio) -> tuple[CarriedLot, ...]:
@@ -149,12 +189,17 @@ def carried_over(state: CarriedState, ctx: Context, account: str, now_ns: int, *
     header = {"event_id": event_id, "ts_event": now_ns, "ts_init": now_ns,
               "correlation_id": event_id, "causation_id": "", "producer": ctx.producer,
               "run_id": ctx.run_id}
+    # What holds whoever's positions and cash are the truth: risk's day, released
+    # drawdown and return histories, and the strategies' own state.
+    kept = {"day": state.day, "drawdown_ack": state.drawdown_ack,
+            "histories": state.histories, "strategy_state": state.strategy_state}
     if adopt:
         return StateCarriedOver(**header, account=account, from_run=state.run_dir.name,
                                 from_run_id=state.run_id,
                                 directions=tuple(filter(keep_directions, state.directions)),
-                                halts=state.halts)
+                                halts=state.halts, **kept)
     return StateCarriedOver(**header, account=account, from_run=state.run_dir.name,
                             from_run_id=state.run_id, cash=state.cash, lots=state.lots,
                             marks=state.marks, orders=state.orders,
-                            directions=state.directions, halts=state.halts)
+                            directions=state.directions, halts=state.halts,
+                            high_water_mark=state.high_water_mark, **kept)

@@ -49,6 +49,17 @@ def bar_script() -> list:
     return script
 
 
+def later_bars() -> list:
+    """A restarted run's bars: the first run's again (a run that continues it takes none
+    of them: its state holds them already), then two more as AAPL goes on up."""
+    return bar_script() + [bar_message("AAPL", f"2024-07-01T14:{36 + i:02d}:00Z", close)
+                           for i, close in enumerate([13.0, 14.0])]
+
+
+def took_later_bars(bus) -> bool:
+    return bus.counts().get("md.bars", 0) >= 2
+
+
 class FakeAlpaca:
     """Alpaca's trading REST endpoints as `responses` callbacks, with the orders it holds."""
 
@@ -114,11 +125,11 @@ def live_config(tmp_path: Path):
 
 
 def run_live(tmp_path: Path, alpaca: FakeAlpaca, trading_script: list, until,
-             **request) -> object:
+             bars: list | None = None, **request) -> object:
     config = live_config(tmp_path)
 
     async def scenario():
-        async with StreamPeer("data", [bar_script()]) as data, \
+        async with StreamPeer("data", [bars or bar_script()]) as data, \
                 StreamPeer("trading", [trading_script]) as trading:
             links = LiveConnections(
                 AlpacaTrading(credentials(), bucket=TokenBucket(sleep=lambda s: None)),
@@ -189,10 +200,15 @@ def test_live_run_when_bars_cross_then_order_sent_filled_and_replayed_byte_for_b
 
     # A restart with nothing changed at Alpaca (it holds the filled order's position):
     # the run carries over the first one's final state, so reconciliation is clean, the
-    # sleeve holds its 100 shares and the same crossing does not buy them again.
+    # sleeve holds its 100 shares, and the market going on up buys nothing more.
     alpaca.positions = [{**load("positions")[0], "qty": "100", "qty_available": "100",
                          "avg_entry_price": "11.02"}]
-    again = run_live(tmp_path, alpaca, [], lambda bus: bus.counts().get("signals", 0) >= 1)
+    again = run_live(tmp_path, alpaca, [], took_later_bars, bars=later_bars())
+    # No bar the first run took is taken again (it may have stopped before the last one).
+    first_bars = [b.ts_event for b in topic_events(result.run_dir, "md.bars")]
+    taken = [b.ts_event for b in topic_events(again.run_dir, "md.bars")]
+    assert min(taken) > max(first_bars)
+    assert taken[-2:] == [1719844620000000000, 1719844680000000000]   # closed 14:37, 14:38
     assert alpaca.posts == 1 and again.submissions == 0
     assert again.run_id == result.run_id and again.run_dir != result.run_dir
     assert again.meta["live"]["previous_run"] == str(result.run_dir)
@@ -201,6 +217,9 @@ def test_live_run_when_bars_cross_then_order_sent_filled_and_replayed_byte_for_b
         "BrokerAccountDetected", "StateCarriedOver", "ReconciliationCompleted"]
     carried, completed = reports[1], reports[2]
     assert carried.from_run == result.run_dir.name and carried.orders == ()
+    # risk's returns, the trading day and the strategies' state carry over too
+    assert [h.symbol for h in carried.histories] == ["AAPL"] and carried.strategy_state
+    assert carried.day is not None and carried.day.date == "2024-07-01"
     assert [(lot.strategy, lot.symbol, lot.quantity, lot.price) for lot in carried.lots] == [
         ("sma_cross", "AAPL", Decimal(100), Decimal("11.02"))]
     first_cash = [e for e in topic_events(result.run_dir, "portfolio")
@@ -290,8 +309,7 @@ def test_restart_when_an_order_filled_while_stopped_then_caught_up_booked_and_cl
     order = alpaca.fill(next(iter(alpaca.orders.values())))
     alpaca.positions = [{**load("positions")[0], "qty": order["qty"],
                          "qty_available": order["qty"], "avg_entry_price": "11.02"}]
-    second = run_live(tmp_path, alpaca, [],
-                      lambda bus: bus.counts().get("signals", 0) >= 1)
+    second = run_live(tmp_path, alpaca, [], took_later_bars, bars=later_bars())
     reports = topic_events(second.run_dir, "broker.reports")
     kinds = [type(e).__name__ for e in reports]
     assert kinds[:3] == ["BrokerAccountDetected", "StateCarriedOver", "BrokerTradeUpdate"]

@@ -26,7 +26,9 @@ from schemas import (
 )
 from schemas.broker import WorkingOrder
 from schemas.carryover import CarriedDirection, CarriedLot, CarriedMark, StateCarriedOver
-from tests.factories import ACCOUNT, T0, bar, header, place_order, submit_order
+from tests.factories import (
+    ACCOUNT, T0, bar, bars_from_closes, header, place_order, submit_order,
+)
 from tests.fixtures.alpaca.recorded import load
 from tests.unit.test_alpaca_execution import (
     REPORTS, SECOND, bracket_parent, stage, update_report,
@@ -284,3 +286,93 @@ def test_carried_halts_when_kill_switch_was_engaged_then_still_halted_until_rele
     risk.routes()[KillSwitchReleased](KillSwitchReleased(
         **header(T0 + 2 * SECOND, "operator"), account=ACCOUNT, reason="go"))
     assert risk.trading_state == "ACTIVE"
+
+
+# -- what else carries: the strategies, risk's day and returns, the drawdown -----------
+
+def strategy_signals(stage, bars) -> list[tuple[str, int]]:
+    return [(e.strategy, e.direction) for b in bars for e in stage.on_bar(b)
+            if type(e).__name__ == "SignalGenerated"]
+
+
+def test_carried_strategy_state_when_long_at_the_stop_then_the_next_run_exits_on_the_cross_below():
+    # Falls, then rises: sma_cross (10/30) goes long; the run stops there.
+    rising = bars_from_closes([100.0 - i for i in range(30)] + [70.0 + 3 * i for i in range(12)],
+                              step=60 * SECOND)
+    _, before = pipeline()
+    assert ("sma_cross", 1) in strategy_signals(before["strategy"], rising)
+    blob = before["strategy"].carried_state()
+    # The next run's bars fall: the carried strategy knows it is long and exits; a fresh
+    # one (no state carried) has no full window and no idea it holds anything.
+    falling = bars_from_closes([80.0 - 5 * i for i in range(8)],
+                               start=rising[-1].ts_event + 60 * SECOND, step=60 * SECOND)
+    _, continued = pipeline()
+    continued["strategy"].on_carried(carried(strategy_state=blob))
+    assert strategy_signals(continued["strategy"], falling) == [("sma_cross", 0)]
+    _, fresh = pipeline()
+    fresh["strategy"].on_carried(carried())
+    assert strategy_signals(fresh["strategy"], falling) == []
+
+
+def new_york_date(ts: int) -> str:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromtimestamp(ts // SECOND, ZoneInfo("America/New_York")).date().isoformat()
+
+
+def test_carried_day_when_restarted_the_same_day_then_its_opening_equity_still_counts():
+    from schemas.carryover import CarriedDay
+
+    # Valued at once at 90000 + 100 x 120 = 102000: 7.3 % below the day's 110000 opening.
+    day = CarriedDay(date=new_york_date(T0 + SECOND), start_equity=Decimal(110000),
+                     loss_breached=False)
+    bus, stages = pipeline()
+    bus.publish(carried(day=day, orders=()))
+    assert [h.reason for h in stages["risk"].halts] == ["daily_loss"]
+    assert stages["risk"].trading_day.start_equity == Decimal(110000)
+    # The same numbers on another day: a new day opens at 102000, nothing lost yet.
+    other = CarriedDay(date="2023-12-29", start_equity=Decimal(110000), loss_breached=False)
+    bus, stages = pipeline()
+    bus.publish(carried(day=other, orders=()))
+    assert stages["risk"].halts == ()
+    assert stages["risk"].trading_day.start_equity == Decimal(102000)
+
+
+def test_carried_daily_loss_halt_when_the_same_day_then_still_engaged():
+    from schemas.carryover import CarriedDay, CarriedHalt
+
+    day = CarriedDay(date=new_york_date(T0 + SECOND), start_equity=Decimal(102000),
+                     loss_breached=True)
+    bus, stages = pipeline()
+    bus.publish(carried(day=day, orders=(),
+                        halts=(CarriedHalt(reason="daily_loss", detail="-3.5 %"),)))
+    assert [h.reason for h in stages["risk"].halts] == ["daily_loss"]
+
+
+def test_carried_high_water_mark_when_drawdown_was_released_then_not_halted_again():
+    # 102000 against a 150000 peak: 32 % down, far past max_drawdown (8 %).
+    bus, stages = pipeline()
+    bus.publish(carried(high_water_mark=Decimal(150000), orders=()))
+    assert stages["portfolio"].high_water_mark == Decimal(150000)
+    assert [h.reason for h in stages["risk"].halts] == ["drawdown"]
+    # The previous run's operator released that drawdown: it stays released.
+    bus, stages = pipeline()
+    bus.publish(carried(high_water_mark=Decimal(150000), drawdown_ack=Decimal("0.32"),
+                        orders=()))
+    assert stages["risk"].halts == ()
+
+
+def test_carried_returns_when_taken_by_risk_then_the_var_has_its_history_at_once():
+    from schemas.carryover import CarriedReturns
+
+    returns = tuple(0.001 * ((-1) ** i) * (i % 7) for i in range(40))
+    bus, stages = pipeline()
+    bus.publish(carried(orders=(), histories=(
+        CarriedReturns(symbol="BBB", mark=50.0, returns=returns),)))
+    history = stages["risk"].history
+    assert history.count("BBB") == 40 and history.marks["BBB"] == 50.0
+    assert history.window("BBB", 40).tolist() == list(returns)
+    # the next bar adds its return after the carried ones
+    bus.publish(bar("BBB", T0 + 2 * SECOND, close=51.0))
+    assert history.window("BBB", 2).tolist() == [returns[-1], 51.0 / 50.0 - 1.0]

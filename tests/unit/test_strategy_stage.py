@@ -201,8 +201,10 @@ def test_stage_when_same_name_configured_twice_then_value_error():
         StrategyStage(Context("r", "strategy"), config)
 
 
-def test_routes_when_asked_then_bar_and_strategy_control_handled_and_finish_empty():
+def test_routes_when_asked_then_bar_strategy_control_and_carry_over_handled_and_finish_empty():
+    from schemas.carryover import StateCarriedOver
+
     stage = make_stage(AlternateEveryBar)
-    assert set(stage.routes()) == {Bar, StrategyEnabled, StrategyDisabled}
+    assert set(stage.routes()) == {Bar, StrategyEnabled, StrategyDisabled, StateCarriedOver}
     assert stage.name == "strategy"
     assert stage.finish(None) == ()
