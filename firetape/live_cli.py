@@ -47,6 +47,7 @@ def run_live_command(feed, broker, live_flag, symbols, data, strategy, config_pa
     from firetape.cli import _load, console, errors
     from firetape.runtime.live import LiveSession
     from firetape.runtime.live_carryover import CarryOverError
+    from firetape.runtime.live_lock import AccountBusy
     from firetape.runtime.live_setup import LiveRequest, connections
 
     check_combination(feed, broker, data)
@@ -73,7 +74,7 @@ def run_live_command(feed, broker, live_flag, symbols, data, strategy, config_pa
 
     try:
         result = asyncio.run(main())
-    except (AlpacaError, CarryOverError) as exc:
+    except (AlpacaError, CarryOverError, AccountBusy) as exc:
         _fail(str(exc))
     if not no_audit:
         from firetape.audit.run_audit import write_run_audit

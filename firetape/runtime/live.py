@@ -45,6 +45,7 @@ from firetape.eventlog import EventLog
 from firetape.runtime.bus import EmbeddedBus
 from firetape.runtime.live_carryover import final_state, run_to_continue
 from firetape.runtime.live_inputs import InputClock
+from firetape.runtime.live_lock import account_lock
 from firetape.runtime.live_producers import poll_inbox, refresh_balance, submit_order
 from firetape.runtime.live_setup import (
     TIMEFRAME, LiveConnections, LiveRequest, live_meta, live_run_id,
@@ -130,6 +131,13 @@ class LiveSession:
         # Blocking HTTP, so in a thread; nothing else runs yet, but the rule holds.
         confirmed = await asyncio.to_thread(confirm_account, request, self._credentials,
                                             trading.account, trading.base_url)
+        account_number = confirmed.account.account_number
+        # Held until the session ends: from choosing the run to continue to the last order.
+        with account_lock(self._runs_root, account_number,
+                          f"started {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"):
+            return await self._session(broker, confirmed)
+
+    async def _session(self, broker: AsyncAlpaca, confirmed) -> LiveResult:
         run_id = live_run_id(self.config, self.request, confirmed.account.account_number,
                              confirmed.account_type)
         previous = run_to_continue(self._runs_root, self.request.carry_from,

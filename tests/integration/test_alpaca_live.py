@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 import responses
 from responses import matchers
 
@@ -620,3 +621,17 @@ def test_run_command_when_feed_and_broker_alpaca_then_trades_until_ctrl_c(tmp_pa
     assert len(topic_events(run_dir, "fills")) == 1
     replayed = CliRunner().invoke(main, ["replay", str(run_dir)])
     assert replayed.exit_code == 0 and "identical" in replayed.output
+
+
+@responses.activate
+def test_live_run_when_another_session_holds_the_account_then_refused_and_no_run_made(tmp_path):
+    from firetape.runtime.live_lock import AccountBusy, account_lock
+
+    alpaca = FakeAlpaca(positions=[])
+    alpaca.install()
+    account = load("account_paper")["account_number"]
+    with account_lock(tmp_path / "runs", account, "the other session"):
+        with pytest.raises(AccountBusy, match=f"account {account} .*the other session"):
+            run_live(tmp_path, alpaca, [], filled)
+    assert alpaca.posts == 0
+    assert not [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
