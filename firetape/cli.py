@@ -69,15 +69,7 @@ class PluggedGroup(click.Group):
             if exc.name and module_name.startswith(exc.name):
                 return None
             raise
-        command = getattr(module, attribute)
-        if isinstance(command, click.Group) and not isinstance(command, PluggedGroup):
-            # A plugged group with plugged commands of its own (`control` from Alpaca's
-            # package, `control disable-strategy` from Kafka's): attach them now.
-            for sub_module, sub_attribute, parent, sub_name in PLUGGED_COMMANDS:
-                if parent == name and sub_name not in command.commands:
-                    command.add_command(getattr(importlib.import_module(sub_module),
-                                                sub_attribute), sub_name)
-        return command
+        return getattr(module, attribute)
 
 
 @click.group(cls=PluggedGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -369,10 +361,7 @@ PLUGGED_COMMANDS = (
     ("firetape.kafka.agents_cli", "replay_kafka", "main", "replay-kafka"),
     ("firetape.audit.cli", "audit", "main", "audit"),
     ("connectors.alpaca.cli", "fetch", "main", "fetch"),
-    ("connectors.alpaca.cli", "control", "main", "control"),
-    ("firetape.kafka.control_cli", "disable_strategy", "control", "disable-strategy"),
-    ("firetape.kafka.control_cli", "enable_strategy", "control", "enable-strategy"),
-    ("firetape.kafka.control_cli", "strategy_points", "control", "strategy-points"),
+    ("firetape.control_cli", "control", "main", "control"),
 )
 
 

@@ -1,17 +1,14 @@
-"""Click commands attached to `firetape` by firetape.cli.PLUGGED_COMMANDS:
+"""The Alpaca command attached to `firetape` by firetape.cli.PLUGGED_COMMANDS:
 
     firetape fetch alpaca --symbols AAPL,MSFT --start 2024-01-01 --end 2024-06-30 \
         --timeframe 1Min --out data/
-    firetape control ack-reconciliation --run-dir runs/<run> [--operator NAME]
 
 Thin shells: each expected failure (missing key, bad dates, a timeframe Alpaca does not
 offer, a refusal by Alpaca) ends with one clear line and exit code 2, never a traceback.
 """
 from __future__ import annotations
 
-import getpass
 import os
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -89,33 +86,3 @@ def fetch_alpaca(symbols, start, end, timeframe, out_dir, feed, adjustment, quie
                      f"{end:%Y-%m-%d}: unknown symbol, or no trading in that range")
     out.print(f"wrote {report.bars:,} bars in {len(report.written)} file(s) to {out_dir}; "
                       f"{report.skipped} chunk(s) already there, {report.empty} without bars")
-
-
-@click.group()
-def control() -> None:
-    """Operator commands to a running session."""
-
-
-@control.command("ack-reconciliation")
-@click.option("--run-dir", required=True, type=click.Path(file_okay=False),
-              help="The live session's run directory.")
-@click.option("--account", default="paper", show_default=True)
-@click.option("--operator", default=None, help="Who acknowledges (default: your login).")
-def ack_reconciliation(run_dir, account, operator):
-    """Acknowledge the differences found at start-up and lift the reconciliation halt."""
-    from connectors.alpaca.inbox import post_command
-    from connectors.alpaca.reconcile import acknowledgement
-
-    from firetape.runtime.session import read_meta
-
-    operator = operator or getpass.getuser()
-    try:
-        run_id = read_meta(Path(run_dir))["run_id"]
-        # The wall clock is right here: the acknowledgement is an outside input, recorded
-        # with the time it was given, and a replay reads it from the log.
-        path = post_command(Path(run_dir), acknowledgement(run_id, account, operator,
-                                                           time.time_ns()))
-    except FileNotFoundError as exc:
-        _fail(str(exc))
-    out.print(f"acknowledged by {operator}: posted to {path}; the session lifts the halt "
-              f"when it reads it")

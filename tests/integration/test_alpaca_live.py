@@ -327,17 +327,20 @@ def test_restart_when_an_order_filled_while_stopped_then_caught_up_booked_and_cl
 
 @responses.activate
 def test_restart_when_kill_switch_was_engaged_then_the_next_run_starts_halted(tmp_path):
-    from connectors.alpaca.inbox import post_command
-    from schemas import KillSwitchEngaged
-    from tests.factories import header
+    from click.testing import CliRunner
+
+    from firetape.control_cli import control
 
     alpaca = FakeAlpaca(positions=[])
     alpaca.install()
 
     async def kill():
-        run_dir = next((tmp_path / "runs").iterdir())
-        post_command(run_dir, KillSwitchEngaged(**header(1, "operator"), account="paper",
-                                                reason="stop", operator="ops"))
+        # the operator's command, as run in another terminal while the session runs
+        run_dir = next(p for p in (tmp_path / "runs").iterdir() if p.is_dir())
+        said = await asyncio.to_thread(CliRunner().invoke, control, [
+            "kill-switch", "engage", "--run-dir", str(run_dir), "--reason", "stop",
+            "--operator", "ops"])
+        assert said.exit_code == 0 and "KillSwitchEngaged by ops posted to" in said.output
         await asyncio.sleep(0.6)   # the loop polls its inbox every 0.2 s
         return [{"T": "success", "msg": "engaged"}]   # ignored by the client
 
@@ -520,7 +523,7 @@ def test_live_run_when_operator_acknowledges_reconciliation_then_trading_resumes
     alpaca.install()
 
     async def acknowledge():
-        run_dir = next((tmp_path / "runs").iterdir())
+        run_dir = next(p for p in (tmp_path / "runs").iterdir() if p.is_dir())
         outcome = CliRunner().invoke(main, ["control", "ack-reconciliation", "--run-dir",
                                             str(run_dir), "--operator", "ops"])
         assert outcome.exit_code == 0, outcome.output
@@ -617,7 +620,7 @@ def test_run_command_when_feed_and_broker_alpaca_then_trades_until_ctrl_c(tmp_pa
     assert "replay it:  firetape replay" in result.output
     assert credentials().secret_key.reveal() not in result.output
     assert alpaca.posts == 1
-    run_dir = next((tmp_path / "runs").iterdir())
+    run_dir = next(p for p in (tmp_path / "runs").iterdir() if p.is_dir())
     assert len(topic_events(run_dir, "fills")) == 1
     replayed = CliRunner().invoke(main, ["replay", str(run_dir)])
     assert replayed.exit_code == 0 and "identical" in replayed.output

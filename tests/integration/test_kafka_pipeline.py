@@ -13,7 +13,7 @@ import time
 import pytest
 
 from firetape.kafka.readback import digest, read_topic
-from tests.integration.kafka_harness import (SAMPLE, AgentProcess, audit_counts,
+from tests.integration.kafka_harness import (SAMPLE, AgentProcess, agent_env, audit_counts,
                                              embedded_run, publish_cli, wait_for_count)
 
 pytestmark = pytest.mark.kafka
@@ -156,7 +156,7 @@ def test_kill_switch_when_engaged_mid_stream_then_no_approval_after_it(kafka_boo
         feed = publish_cli(kafka_bootstrap, prefix, speed=f"{86400 * 60}x", wait=False)
         try:
             wait_for_count(kafka_bootstrap, prefix + "fills", 60)
-            asyncio.run(_engage_kill_switch(kafka_bootstrap, prefix))
+            _engage_kill_switch(kafka_bootstrap, prefix, tmp_path)
         finally:
             assert feed.wait(timeout=120) == 0
         wait_for_count(kafka_bootstrap, prefix + "account.sequence", 3024 + 1)
@@ -185,20 +185,15 @@ async def _send_raw(bootstrap: str, topic: str, value: bytes, partition: int) ->
         await producer.stop()
 
 
-async def _engage_kill_switch(bootstrap: str, prefix: str) -> None:
-    from firetape.kafka import clients
-    from firetape.kafka.settings import AgentSettings
-    from schemas import KillSwitchEngaged
-    from topics.codec import codec
+def _engage_kill_switch(bootstrap: str, prefix: str, workdir) -> None:
+    """`firetape control kill-switch engage` as an operator runs it."""
+    import subprocess
+    import sys
 
-    now = time.time_ns()
-    event = KillSwitchEngaged(event_id="kill-1", ts_event=now, ts_init=now,
-                              correlation_id="kill-1", causation_id="", producer="operator",
-                              run_id="ops", account="paper", reason="test", operator="pytest")
-    producer = clients.producer(AgentSettings(bootstrap=bootstrap, prefix=prefix))
-    await producer.start()
-    try:
-        await (await producer.send(prefix + "control", codec("control").encode(event),
-                                   key=b"paper", partition=0))
-    finally:
-        await producer.stop()
+    done = subprocess.run([sys.executable, "-m", "firetape.cli", "control", "kill-switch",
+                           "engage", "--reason", "test", "--operator", "pytest"],
+                          env=agent_env(bootstrap, prefix, workdir), capture_output=True,
+                          timeout=120)
+    said = (done.stdout + done.stderr).decode(errors="replace")
+    assert done.returncode == 0, said
+    assert f"KillSwitchEngaged by pytest sent to {prefix}control@" in said

@@ -170,7 +170,7 @@ def _run(bootstrap: str, tmp_path: Path, prefix: str, sample: Sample, strategy_w
         wait_for_count(bootstrap, prefix + "strategy.evaluated", sizes[0], agents=agents)
         said = _control_cli(bootstrap, prefix, "disable-strategy", sample.strategy,
                             "--operator", "pytest")
-        assert f"StrategyDisabled({sample.strategy}) sent to {prefix}control@" in said
+        assert f"StrategyDisabled({sample.strategy}) by pytest sent to {prefix}control@" in said
         time.sleep(2.0)                     # the workers have read it before part 2 comes
         publisher = threading.Thread(target=_publish, daemon=True, args=(
             bootstrap, prefix, sample, 1, 86400 * 60 if kill else None))

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from agents.context import Context
 from connectors.alpaca import wire
-from connectors.alpaca.cli import control
+from firetape.control_cli import control
 from schemas.broker import (
     BrokerStateAdopted, ReconciliationCompleted, ReconciliationDifference, WorkingOrder,
 )
