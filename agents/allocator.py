@@ -194,9 +194,18 @@ class AllocatorStage:
     # -- a live start: what the previous run left, or the broker's state --------------
     def on_carried(self, carried: StateCarriedOver):
         """Each sleeve's last direction, so the carried position is what the next signal
-        is measured against; and the orders still working, as in flight."""
+        is measured against; the ensemble's votes of the strategies still configured; each
+        strategy's closed trades for Kelly; and the orders still working, as in flight."""
         for sleeve in carried.directions:
             self.direction[(sleeve.strategy, sleeve.symbol)] = sleeve.direction
+        for vote in carried.votes:
+            if vote.strategy in self.strategies:
+                self.votes.setdefault(vote.symbol, {})[vote.strategy] = (vote.direction,
+                                                                         vote.confidence)
+        for carried_record in carried.trade_records:
+            record = self.records[carried_record.strategy] = TradeRecord()
+            record.wins, record.losses = carried_record.wins, carried_record.losses
+            record.win_sum, record.loss_sum = carried_record.win_sum, carried_record.loss_sum
         return self.on_taken_over(carried)
 
     def on_taken_over(self, state):

@@ -18,7 +18,7 @@ from schemas.broker import (
 )
 from schemas.carryover import (
     CarriedDay, CarriedDirection, CarriedHalt, CarriedLot, CarriedMark, CarriedReturns,
-    StateCarriedOver,
+    CarriedTradeRecord, CarriedVote, StateCarriedOver,
 )
 from schemas.control import (
     HaltReleased,
@@ -52,12 +52,12 @@ __all__ = [
     "AdoptedPosition", "Bar", "BrokerAccountDetected", "BrokerBalanceRead",
     "BrokerOrderRefused", "BrokerOrderSubmitted", "BrokerOrderTimes", "BrokerStateAdopted",
     "BrokerTradeUpdate", "CarriedDay", "CarriedDirection", "CarriedHalt", "CarriedLot",
-    "CarriedMark", "CarriedReturns", "CheckResult", "DeadLettered", "Event", "FillExecuted",
-    "HaltReleased", "KillSwitchEngaged", "KillSwitchReleased", "LimitChanged",
-    "OrderAccepted", "OrderApproved", "OrderCanceled", "OrderDenied", "OrderExpired",
-    "OrderFilled", "OrderPartiallyFilled", "OrderRejected", "OrderSubmitted", "PlaceOrder",
-    "PortfolioValued", "PositionChanged", "Quote", "ReconciliationAcknowledged",
-    "ReconciliationCompleted", "ReconciliationDifference", "SignalGenerated",
-    "StateCarriedOver", "StrategyDisabled", "StrategyEnabled", "StrategyFailed",
-    "SubmitOrder", "TradeTick", "TradingStateChanged", "WorkingOrder",
+    "CarriedMark", "CarriedReturns", "CarriedTradeRecord", "CarriedVote", "CheckResult",
+    "DeadLettered", "Event", "FillExecuted", "HaltReleased", "KillSwitchEngaged",
+    "KillSwitchReleased", "LimitChanged", "OrderAccepted", "OrderApproved", "OrderCanceled",
+    "OrderDenied", "OrderExpired", "OrderFilled", "OrderPartiallyFilled", "OrderRejected",
+    "OrderSubmitted", "PlaceOrder", "PortfolioValued", "PositionChanged", "Quote",
+    "ReconciliationAcknowledged", "ReconciliationCompleted", "ReconciliationDifference",
+    "SignalGenerated", "StateCarriedOver", "StrategyDisabled", "StrategyEnabled",
+    "StrategyFailed", "SubmitOrder", "TradeTick", "TradingStateChanged", "WorkingOrder",
 ]

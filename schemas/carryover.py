@@ -71,12 +71,33 @@ class CarriedDay(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     loss_breached: bool
 
 
+class CarriedVote(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A strategy's last target for a symbol as the ensemble counts it (aggregation
+    "majority" or "weighted"): a restart keeps the vote instead of counting it FLAT."""
+
+    symbol: str
+    strategy: str
+    direction: int
+    confidence: float
+
+
+class CarriedTradeRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A strategy's closed trades so far, as Kelly sizing counts them."""
+
+    strategy: str
+    wins: int
+    losses: int
+    win_sum: float
+    loss_sum: float
+
+
 class StateCarriedOver(Event, frozen=True, kw_only=True, gc=False):
     """The state the run starts from: the final state of `from_run`.
 
     `cash` None and no `lots`: positions and cash come from the broker instead
     (`reconciliation = "adopt"`, BrokerStateAdopted); the sleeves' directions, the halts,
-    the trading day, the return histories and the strategies' state still carry.
+    the trading day, the return histories, the ensemble's votes, the closed-trade records
+    and the strategies' state still carry.
     """
 
     account: str
@@ -92,6 +113,8 @@ class StateCarriedOver(Event, frozen=True, kw_only=True, gc=False):
     high_water_mark: Decimal | None = None     # the portfolio's, when it carries cash
     drawdown_ack: Decimal | None = None        # a released drawdown halt stays released
     histories: tuple[CarriedReturns, ...] = ()
+    votes: tuple[CarriedVote, ...] = ()
+    trade_records: tuple[CarriedTradeRecord, ...] = ()
     # The strategy stage's state (every strategy instance, with its indicators and its
     # idea of its current target), pickled: empty when the new run's strategy setup
     # differs from the previous run's, and then the strategies start again from bars.

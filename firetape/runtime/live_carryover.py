@@ -33,7 +33,7 @@ from risk.engine import CARRIED_HALTS
 from schemas.broker import WorkingOrder
 from schemas.carryover import (
     CarriedDay, CarriedDirection, CarriedHalt, CarriedLot, CarriedMark, CarriedReturns,
-    StateCarriedOver,
+    CarriedTradeRecord, CarriedVote, StateCarriedOver,
 )
 
 
@@ -99,6 +99,8 @@ class CarriedState(NamedTuple):
     high_water_mark: Decimal | None = None
     drawdown_ack: Decimal | None = None
     histories: tuple[CarriedReturns, ...] = ()
+    votes: tuple[CarriedVote, ...] = ()
+    trade_records: tuple[CarriedTradeRecord, ...] = ()
     strategy_state: bytes = b""
     # symbol -> ts_event of the last bar the run took: the new run takes only later bars
     # (its strategies and risk already hold these), not part of the carried event.
@@ -150,6 +152,7 @@ def final_state(run_dir: Path, config: FiretapeConfig | None = None) -> CarriedS
                         stages["execution"].working_orders(), directions, halts,
                         day=_trading_day(risk), high_water_mark=portfolio.high_water_mark,
                         drawdown_ack=risk.drawdown_ack, histories=_histories(risk.history),
+                        votes=_votes(allocator), trade_records=_trade_records(allocator),
                         strategy_state=strategy.carried_state() if same_setup else b"",
                         last_bars=last_bars)
 
@@ -160,6 +163,20 @@ def _trading_day(risk) -> CarriedDay | None:
         return None                   # never valued: no day to continue
     return CarriedDay(date=day.date.isoformat(), start_equity=day.start_equity,
                       loss_breached=day.loss_breached)
+
+
+def _votes(allocator) -> tuple[CarriedVote, ...]:
+    return tuple(CarriedVote(symbol=symbol, strategy=strategy, direction=direction,
+                             confidence=confidence)
+                 for symbol, votes in sorted(allocator.votes.items())
+                 for strategy, (direction, confidence) in sorted(votes.items()))
+
+
+def _trade_records(allocator) -> tuple[CarriedTradeRecord, ...]:
+    return tuple(CarriedTradeRecord(strategy=strategy, wins=record.wins,
+                                    losses=record.losses, win_sum=record.win_sum,
+                                    loss_sum=record.loss_sum)
+                 for strategy, record in sorted(allocator.records.items()))
 
 
 def _histories(history) -> tuple[CarriedReturns, ...]:
@@ -190,9 +207,11 @@ def carried_over(state: CarriedState, ctx: Context, account: str, now_ns: int, *
               "correlation_id": event_id, "causation_id": "", "producer": ctx.producer,
               "run_id": ctx.run_id}
     # What holds whoever's positions and cash are the truth: risk's day, released
-    # drawdown and return histories, and the strategies' own state.
+    # drawdown and return histories, the ensemble's votes, the closed-trade records and
+    # the strategies' own state.
     kept = {"day": state.day, "drawdown_ack": state.drawdown_ack,
-            "histories": state.histories, "strategy_state": state.strategy_state}
+            "histories": state.histories, "votes": state.votes,
+            "trade_records": state.trade_records, "strategy_state": state.strategy_state}
     if adopt:
         return StateCarriedOver(**header, account=account, from_run=state.run_dir.name,
                                 from_run_id=state.run_id,

@@ -376,3 +376,35 @@ def test_carried_returns_when_taken_by_risk_then_the_var_has_its_history_at_once
     # the next bar adds its return after the carried ones
     bus.publish(bar("BBB", T0 + 2 * SECOND, close=51.0))
     assert history.window("BBB", 2).tolist() == [returns[-1], 51.0 / 50.0 - 1.0]
+
+
+def test_carried_votes_and_trade_records_when_taken_by_the_allocator_then_restored():
+    from schemas.carryover import CarriedTradeRecord, CarriedVote
+
+    _, stages = pipeline()
+    allocator = stages["allocator"]
+    allocator.on_carried(carried(orders=(), votes=(
+        CarriedVote(symbol="AAA", strategy="sma_cross", direction=1, confidence=0.8),
+        CarriedVote(symbol="AAA", strategy="gone", direction=1, confidence=1.0)),
+        trade_records=(CarriedTradeRecord(strategy="sma_cross", wins=3, losses=2,
+                                          win_sum=300.0, loss_sum=100.0),)))
+    # a strategy no longer configured does not vote
+    assert allocator.votes == {"AAA": {"sma_cross": (1, 0.8)}}
+    record = allocator.records["sma_cross"]
+    assert (record.count, record.kelly()) == (5, 0.6 - 0.4 / 2.0)
+
+
+def test_final_state_when_read_back_then_votes_and_trade_records_are_the_allocators():
+    from agents.sizing import TradeRecord
+    from firetape.runtime.live_carryover import _trade_records, _votes
+
+    _, stages = pipeline()
+    allocator = stages["allocator"]
+    allocator.votes = {"BBB": {"sma_cross": (0, 0.0)}, "AAA": {"sma_cross": (1, 0.5)}}
+    allocator.records["sma_cross"] = record = TradeRecord()
+    record.add(50.0)
+    record.add(-20.0)
+    assert [(v.symbol, v.direction) for v in _votes(allocator)] == [("AAA", 1), ("BBB", 0)]
+    (carried_record,) = _trade_records(allocator)
+    assert (carried_record.wins, carried_record.losses, carried_record.win_sum,
+            carried_record.loss_sum) == (1, 1, 50.0, 20.0)
