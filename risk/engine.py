@@ -103,6 +103,11 @@ class RiskStage:
         return self._drawdown_ack
 
     @property
+    def approvals(self) -> tuple[int, ...]:
+        """The times of the approvals the order-rate check still counts."""
+        return tuple(self._book.approvals)
+
+    @property
     def history(self):
         """Marks and recent returns per symbol (read only: for a live run's carry-over)."""
         return self._book.history
@@ -267,6 +272,7 @@ class RiskStage:
             carried.ts_event, date.fromisoformat(day.date), day.start_equity,
             day.loss_breached)
         self._drawdown_ack = carried.drawdown_ack
+        self._book.approvals.extend(sorted(carried.approvals))   # the submit rate goes on
         history = self._book.history
         for carried_returns in carried.histories:
             history.seed(carried_returns.symbol, carried_returns.mark, carried_returns.returns)

@@ -113,6 +113,7 @@ class StateCarriedOver(Event, frozen=True, kw_only=True, gc=False):
     high_water_mark: Decimal | None = None     # the portfolio's, when it carries cash
     drawdown_ack: Decimal | None = None        # a released drawdown halt stays released
     histories: tuple[CarriedReturns, ...] = ()
+    approvals: tuple[int, ...] = ()            # ts_event of risk's latest approvals (rate)
     votes: tuple[CarriedVote, ...] = ()
     trade_records: tuple[CarriedTradeRecord, ...] = ()
     # The strategy stage's state (every strategy instance, with its indicators and its

@@ -99,6 +99,7 @@ class CarriedState(NamedTuple):
     high_water_mark: Decimal | None = None
     drawdown_ack: Decimal | None = None
     histories: tuple[CarriedReturns, ...] = ()
+    approvals: tuple[int, ...] = ()
     votes: tuple[CarriedVote, ...] = ()
     trade_records: tuple[CarriedTradeRecord, ...] = ()
     strategy_state: bytes = b""
@@ -152,6 +153,7 @@ def final_state(run_dir: Path, config: FiretapeConfig | None = None) -> CarriedS
                         stages["execution"].working_orders(), directions, halts,
                         day=_trading_day(risk), high_water_mark=portfolio.high_water_mark,
                         drawdown_ack=risk.drawdown_ack, histories=_histories(risk.history),
+                        approvals=_recent(risk.approvals),
                         votes=_votes(allocator), trade_records=_trade_records(allocator),
                         strategy_state=strategy.carried_state() if same_setup else b"",
                         last_bars=last_bars)
@@ -163,6 +165,14 @@ def _trading_day(risk) -> CarriedDay | None:
         return None                   # never valued: no day to continue
     return CarriedDay(date=day.date.isoformat(), start_equity=day.start_equity,
                       loss_breached=day.loss_breached)
+
+
+def _recent(approvals: tuple[int, ...]) -> tuple[int, ...]:
+    """The approvals within the order-rate window of the last one (older ones can no
+    longer count)."""
+    from risk.checks import RATE_WINDOW_NS
+
+    return tuple(ts for ts in approvals if approvals and ts > approvals[-1] - RATE_WINDOW_NS)
 
 
 def _votes(allocator) -> tuple[CarriedVote, ...]:
@@ -210,7 +220,7 @@ def carried_over(state: CarriedState, ctx: Context, account: str, now_ns: int, *
     # drawdown and return histories, the ensemble's votes, the closed-trade records and
     # the strategies' own state.
     kept = {"day": state.day, "drawdown_ack": state.drawdown_ack,
-            "histories": state.histories, "votes": state.votes,
+            "histories": state.histories, "approvals": state.approvals, "votes": state.votes,
             "trade_records": state.trade_records, "strategy_state": state.strategy_state}
     if adopt:
         return StateCarriedOver(**header, account=account, from_run=state.run_dir.name,

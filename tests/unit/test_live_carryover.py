@@ -408,3 +408,17 @@ def test_final_state_when_read_back_then_votes_and_trade_records_are_the_allocat
     (carried_record,) = _trade_records(allocator)
     assert (carried_record.wins, carried_record.losses, carried_record.win_sum,
             carried_record.loss_sum) == (1, 1, 50.0, 20.0)
+
+
+def test_carried_approvals_when_within_the_rate_window_then_they_count_for_the_order_rate():
+    from firetape.runtime.live_carryover import _recent
+
+    minute = 60 * SECOND
+    assert _recent((T0, T0 + minute + 1, T0 + minute + 2)) == (T0 + minute + 1, T0 + minute + 2)
+    assert _recent(()) == ()
+    bus, stages = pipeline(max_orders_per_minute=2)
+    bus.publish(carried(orders=(), approvals=(T0 + SECOND // 2, T0 + SECOND)))
+    warmed(bus)
+    decision = decision_for(bus, "1", T0 + 30 * SECOND)
+    (rate,) = [check for check in decision.checks if check.name == "order_rate"]
+    assert (rate.passed, rate.value) == (False, "2")   # the previous run's two approvals
