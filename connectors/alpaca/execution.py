@@ -170,35 +170,32 @@ class AlpacaExecution:
                               account_type=self.account_type),)
 
     def on_adopted(self, adopted: BrokerStateAdopted) -> Sequence[Event]:
-        """The broker's positions as adoption fills at their average entry price, each in
-        its sleeve, so portfolio, risk and allocator take them in like any fill; and its
+        """The broker's positions as adoption fills at their average entry price, and its
         open orders taken over, so their trade updates are booked."""
         self._take_over(adopted.orders)
-        fills = []
-        for index, position in enumerate(adopted.positions):
-            header = self._ctx.header(adopted, index)
-            fills.append(FillExecuted(
-                **header, fill_id=f"adopt-{header['event_id']}",
-                client_order_id=f"adopt-{position.symbol}", broker_order_id="",
-                account=adopted.account, strategy=position.strategy, symbol=position.symbol,
-                side=BUY if position.quantity > 0 else SELL, quantity=abs(position.quantity),
-                price=position.avg_entry_price, commission=ZERO, leaves_quantity=ZERO))
-        return fills
+        return self._opening_fills(adopted, "adopt", (
+            (p.strategy, p.symbol, p.quantity, p.avg_entry_price) for p in adopted.positions))
 
     def on_carried(self, carried: StateCarriedOver) -> Sequence[Event]:
-        """The previous live run's open lots as carry-over fills at their own prices, each
-        in its sleeve (portfolio, risk and allocator take them in like any fill), and the
-        orders it left working taken over with their strategies."""
+        """The previous live run's open lots as carry-over fills at their own prices, and
+        the orders it left working taken over with their strategies."""
         self._take_over(carried.orders)
+        return self._opening_fills(carried, "carry", (
+            (lot.strategy, lot.symbol, lot.quantity, lot.price) for lot in carried.lots))
+
+    def _opening_fills(self, cause, kind: str, holdings) -> list[FillExecuted]:
+        """What a live run starts out holding, (strategy, symbol, signed quantity, price)
+        each, as fills in its sleeve (ids `kind`-...): portfolio, risk and allocator take
+        them in like any fill."""
         fills = []
-        for index, lot in enumerate(carried.lots):
-            header = self._ctx.header(carried, index)
+        for index, (strategy, symbol, quantity, price) in enumerate(holdings):
+            header = self._ctx.header(cause, index)
             fills.append(FillExecuted(
-                **header, fill_id=f"carry-{header['event_id']}",
-                client_order_id=f"carry-{lot.symbol}", broker_order_id="",
-                account=carried.account, strategy=lot.strategy, symbol=lot.symbol,
-                side=BUY if lot.quantity > 0 else SELL, quantity=abs(lot.quantity),
-                price=lot.price, commission=ZERO, leaves_quantity=ZERO))
+                **header, fill_id=f"{kind}-{header['event_id']}",
+                client_order_id=f"{kind}-{symbol}", broker_order_id="",
+                account=cause.account, strategy=strategy, symbol=symbol,
+                side=BUY if quantity > 0 else SELL, quantity=abs(quantity),
+                price=price, commission=ZERO, leaves_quantity=ZERO))
         return fills
 
     def _take_over(self, orders: Sequence[WorkingOrder]) -> None:
