@@ -16,14 +16,17 @@ from topics.registry import spec
 class TopicCodec:
     """Encoder/decoder pair for one topic."""
 
-    __slots__ = ("topic", "encode", "decode", "key_field")
+    __slots__ = ("topic", "encode", "encode_into", "decode", "key_field")
 
     def __init__(self, topic: str) -> None:
         topic_spec = spec(topic)
         self.topic = topic
         self.key_field = topic_spec.key
         union = Union[topic_spec.values] if len(topic_spec.values) > 1 else topic_spec.values[0]
-        self.encode = msgspec.json.Encoder().encode
+        encoder = msgspec.json.Encoder()
+        self.encode = encoder.encode
+        # The same bytes written into a caller's bytearray (see EmbeddedBus._process).
+        self.encode_into = encoder.encode_into
         self.decode = msgspec.json.Decoder(union).decode
 
     def key(self, event) -> bytes:

@@ -6,7 +6,7 @@ A file starts with an 8-byte header, then holds records back to back::
              version   u16      FORMAT_VERSION
 
     record   length    u32      bytes after the crc field: 28 + len(key) + len(value)
-             crc       u32      zlib.crc32 of those `length` bytes
+             crc       u32      CRC-32 (zlib.crc32) of those `length` bytes
              offset    u64      0-based, contiguous within the partition
              ts_event  i64      ns since the epoch, UTC: the event's own time
              ts_wall   i64      ns since the epoch, UTC: wall-clock time of the append
@@ -24,7 +24,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Generator
 from typing import BinaryIO, NamedTuple
-from zlib import crc32
+
+from firetape.eventlog.checksum import crc32
 
 MAGIC = b"FTLOG\x00"
 FORMAT_VERSION = 1

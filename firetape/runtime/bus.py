@@ -26,34 +26,40 @@ from topics.registry import REGISTRY, topic_of
 class _TopicWriter:
     """Encodes one topic's events and appends them to the log."""
 
-    __slots__ = ("topic", "encode", "key_field", "partitions", "log", "count", "routes")
+    __slots__ = ("topic", "encode", "encode_into", "key_field", "partitions", "log", "count",
+                 "routes")
 
     def __init__(self, topic: str, log) -> None:
         topic_codec = codec(topic)
         self.topic = topic
         self.encode = topic_codec.encode
+        self.encode_into = topic_codec.encode_into
         self.key_field = topic_codec.key_field
         self.partitions = next(t.partitions for t in REGISTRY if t.name == topic)
         self.log = log
         self.count = 0
-        # key -> (key bytes, partition, the partition's append or None): one dict lookup
-        # per event instead of encoding the key, hashing it and finding the partition
-        # file every time
-        self.routes: dict[str, tuple[bytes, int, Callable | None]] = {}
+        # key -> (key bytes, partition, the partition's append or None, whether that
+        # append copies the value at once): one dict lookup per event instead of encoding
+        # the key, hashing it and finding the partition file every time
+        self.routes: dict[str, tuple[bytes, int, Callable | None, bool]] = {}
 
-    def route(self, key: str) -> tuple[bytes, int, Callable | None]:
+    def route(self, key: str) -> tuple[bytes, int, Callable | None, bool]:
         """The route of `key`, made on its first event."""
         key_bytes = key.encode()
         partition = partition_for(key_bytes, self.partitions)
-        append = (None if self.log is None
-                  else self.log.partition_log(self.topic, partition).append)
-        route = self.routes[key] = (key_bytes, partition, append)
+        append, copies = None, False
+        if self.log is not None:
+            handle = self.log.partition_log(self.topic, partition)
+            # The event log's partitions copy a value at once, so they can be handed the
+            # bus's reused encoding buffer; any other log gets bytes of its own.
+            append, copies = handle.append, getattr(handle, "copies_values", False)
+        route = self.routes[key] = (key_bytes, partition, append, copies)
         return route
 
     def write(self, event: Event) -> int:
         """Append `event`; return its offset, -1 when not logging."""
         key = getattr(event, self.key_field)
-        key_bytes, _, append = self.routes.get(key) or self.route(key)
+        key_bytes, _, append, _ = self.routes.get(key) or self.route(key)
         self.count += 1
         if append is None:
             return -1
@@ -76,9 +82,15 @@ class EmbeddedBus:
         self._writers: dict[type, _TopicWriter] = {}
         self._by_topic: dict[str, _TopicWriter] = {}
         # event type -> (its topic's writer, the writer's key field, its key routes, its
-        # encoder, and the consumers' (stage name, handler) in the registry's consumer
-        # order): one dict lookup per event routes it completely.
+        # encode and encode_into, and the consumers' (stage name, handler) in the registry's
+        # consumer order): one dict lookup per event routes it completely.
         self._routes: dict[type, tuple] = {}
+        # Events for the event log are encoded into this one buffer, which the log's
+        # append copies at once. msgspec's encode() grows a new bytes object from a few
+        # dozen bytes for each event instead (several reallocations for a risk decision);
+        # the buffer keeps its memory between events. Depth-first processing never nests
+        # two uses of it (append calls no stage).
+        self._scratch = bytearray()
         self._wire(stages)
         self.last_event: Event | None = None
 
@@ -100,7 +112,7 @@ class EmbeddedBus:
                         handlers.append((order[stage.name], stage.name, handler))
                 handlers.sort(key=lambda h: h[0])
                 self._routes[value_type] = (
-                    writer, writer.key_field, writer.routes, writer.encode,
+                    writer, writer.key_field, writer.routes, writer.encode, writer.encode_into,
                     tuple((name, handler) for _, name, handler in handlers))
 
     def counts(self) -> dict[str, int]:
@@ -117,13 +129,19 @@ class EmbeddedBus:
         # the handler's next event and before the next consumer sees `event`. A runtime
         # that feeds a stage one input at a time and drains it (as a Kafka agent does)
         # therefore sees exactly this order.
-        writer, key_field, routes, encode, handlers = self._routes[type(event)]
+        writer, key_field, routes, encode, encode_into, handlers = self._routes[type(event)]
         # writer.write(event), inlined: this runs once per event of the run
         key = getattr(event, key_field)
-        key_bytes, _, append = routes.get(key) or writer.route(key)
+        key_bytes, _, append, copies = routes.get(key) or writer.route(key)
         writer.count += 1
-        offset = (-1 if append is None
-                  else append(key_bytes, encode(event), event.ts_event, time_ns()))
+        if append is None:
+            offset = -1
+        elif copies:
+            scratch = self._scratch
+            encode_into(event, scratch)
+            offset = append(key_bytes, scratch, event.ts_event, time_ns())
+        else:
+            offset = append(key_bytes, encode(event), event.ts_event, time_ns())
         for stage_name, handler in handlers:
             try:
                 produced = handler(event)

@@ -119,6 +119,39 @@ def test_append_many_when_batch_given_then_offsets_returned_and_records_stored(r
         assert as_rows(log.read("md.bars", 0, 1)) == rows
 
 
+def test_crc_when_computed_by_zlib_ng_then_equal_to_zlib_crc32():
+    """The log's CRC is zlib's CRC-32 whichever library computes it: files stay readable
+    by a build without zlib-ng, and logs written before it read as they always did."""
+    import zlib
+
+    from firetape.eventlog.checksum import crc32
+    for size in (0, 1, 28, 61, 430, 2_600, 70_000):
+        data = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+        assert crc32(data) == zlib.crc32(data)
+
+
+def test_append_when_records_cross_flushes_then_every_byte_reads_back(root):
+    rows = [(f"K{i % 7}".encode(), bytes([i % 251]) * (i * 37 % 3_000), T0 + i, T0 + 2 * i)
+            for i in range(400)]
+    with EventLog(root, flush_bytes=4_096) as log:
+        for key, value, ts_event, ts_wall in rows[:150]:
+            log.append("md.bars", 0, key, value, ts_event, ts_wall)
+        assert log.append_many("md.bars", 0, rows[150:]) == range(150, 400)
+    with EventLog(root, "r") as log:
+        assert as_rows(log.read("md.bars", 0)) == rows
+
+
+def test_append_when_value_buffer_reused_then_each_record_keeps_its_own_bytes(root):
+    scratch = bytearray()
+    with EventLog(root) as log:
+        for value in (b"first value", b"2nd", b"a third, longer value"):
+            scratch[:] = value
+            log.append("md.bars", 0, b"k", scratch, T0, T0)
+        scratch[:] = b"overwritten"
+        assert [r.value for r in log.read("md.bars", 0)] == [
+            b"first value", b"2nd", b"a third, longer value"]
+
+
 def test_append_when_buffer_passes_flush_threshold_then_records_reach_the_file(root):
     with EventLog(root, flush_bytes=1024) as log:
         fill_partition(log, 200)
