@@ -44,10 +44,13 @@ def updates_since(orders: Iterable[WorkingOrder], session_start_ns: int) -> str:
 
 
 def missed_while_stopped(broker_orders: Sequence[wire.Order],
-                         working: Iterable[WorkingOrder]
+                         working: Iterable[WorkingOrder],
+                         seen: dict[str, SeenOrder] | None = None
                          ) -> tuple[list[wire.TradeUpdate], dict[str, SeenOrder]]:
     """The updates the working orders missed (parents before their legs, in the broker's
     order), and what is then known of each order (the trade stream's starting point).
+    `seen`: what is known already (a catch-up before this one), else what the carried
+    orders say.
 
     `broker_orders` is the orders endpoint's answer with legs nested under their parent;
     a leg is followed when its parent is (its client order id is Alpaca's, unknown to the
@@ -55,7 +58,7 @@ def missed_while_stopped(broker_orders: Sequence[wire.Order],
     """
     working = list(working)
     followed = {order.client_order_id for order in working}
-    seen = seen_orders(working)
+    seen = dict(seen) if seen is not None else seen_orders(working)
     updates: list[wire.TradeUpdate] = []
     for parent in broker_orders:
         legs = parent.legs or ()

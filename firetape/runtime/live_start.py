@@ -6,8 +6,9 @@ compares with Alpaca.
 2. The orders it left working may have filled or ended while no run listened: their
    missed trade updates are read from the orders endpoint and taken as inputs, so those
    fills are booked to the strategy that sent the order (connectors.alpaca.catchup).
-3. Reconciliation compares Alpaca's positions and open orders with the state the run is
-   now in: differences, the summary (which halts when its resolution is "halted") and,
+3. Reconciliation compares Alpaca's positions and open orders, read after the catch-up
+   and checked against one more read of the orders endpoint (a fill landing between the
+   reads is taken, and everything read again), with the state the run is now in: differences, the summary (which halts when its resolution is "halted") and,
    when the config adopts, BrokerStateAdopted (positions, cash and open orders).
 
 Every event goes through `take`, the live loop's way of publishing an input, with a
@@ -34,6 +35,9 @@ from schemas.broker import BrokerStateAdopted, ReconciliationDifference
 from schemas.header import Event
 
 logger = structlog.get_logger("firetape.live")
+# Reads of positions, open orders and the orders endpoint before the start gives up on a
+# moment when no order of the run fills.
+SETTLE_ROUNDS = 3
 
 
 async def start_state(take: Callable[[Event], None], stamp: Callable[[], int],
@@ -63,6 +67,8 @@ async def start_state(take: Callable[[Event], None], stamp: Callable[[], int],
                                now_ns, adopt=False, keep_directions=lambda d: True))
         if carried.orders:
             caught_up = await _catch_up(take, stamp, broker, carried, run_id, account, now_ns)
+            positions, open_orders, caught_up = await _settled(
+                take, stamp, broker, carried, caught_up, run_id, account, now_ns)
         stage = {s.name: s for s in stages}
         local = local_state_of_carried(open_lots(stage["portfolio"]),
                                        stage["execution"].working_orders())
@@ -86,6 +92,28 @@ async def start_state(take: Callable[[Event], None], stamp: Callable[[], int],
     for event in events:
         restamped(event)
     return caught_up
+
+
+async def _settled(take, stamp, broker: AsyncAlpaca, carried: CarriedState,
+                   seen: dict[str, SeenOrder], run_id: str, account: str, now_ns: int):
+    """Alpaca's positions and open orders, read after the catch-up and checked against the
+    orders endpoint read once more. An order that filled between the reads (the market is
+    open while the run starts) is taken as its update and everything is read again, so
+    reconciliation compares the two sides at one moment instead of halting on a fill in
+    flight; after SETTLE_ROUNDS rounds what differs stands (and halts: the safe side)."""
+    ctx = Context(run_id, reports.PRODUCER, account)
+    since = updates_since(carried.orders, now_ns)
+    for _ in range(SETTLE_ROUNDS):
+        positions = await broker.positions()
+        open_orders = await broker.open_orders()
+        updates, seen = missed_while_stopped(await broker.orders_since(since), carried.orders,
+                                             seen)
+        for update in updates:
+            take(reports.trade_update_report(update, ctx, account, stamp(), backfilled=True))
+        if not updates:
+            break
+        logger.info("live.fill_during_start", updates=len(updates))
+    return positions, open_orders, seen
 
 
 async def _catch_up(take, stamp, broker: AsyncAlpaca, carried: CarriedState, run_id: str,

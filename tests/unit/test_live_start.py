@@ -162,3 +162,35 @@ def test_start_when_fresh_then_nothing_carried_and_alpacas_position_is_a_differe
     taken, _, _ = start(MemoryBroker([aapl("10")]), None)
     assert not any(isinstance(e, StateCarriedOver) for e in taken)
     assert taken[-1].resolution == "halted" and taken[-1].differences == 1
+
+
+class FillingBroker(MemoryBroker):
+    """The carried order fills while the start reads Alpaca: the catch-up's orders read
+    still shows it open, the positions and open orders read just after already show the
+    fill, and so does every orders read after that."""
+
+    def __init__(self, open_order: dict, filled: dict) -> None:
+        super().__init__([aapl("15")], [], history=[open_order])
+        self._filled = msgspec.convert(filled, wire.Order, strict=False)
+        self.orders_reads = 0
+
+    async def orders_since(self, after: str):
+        self.orders_reads += 1
+        return self._history if self.orders_reads == 1 else [self._filled]
+
+
+def test_start_when_carried_order_fills_between_the_reads_then_taken_and_clean():
+    sent = working("ft-sent", broker_order_id="alp-ft-sent", accepted=True)
+    broker = FillingBroker(
+        alpaca_order("ft-sent", status="new"),
+        alpaca_order("ft-sent", status="filled", filled_qty="5", filled_avg_price="201",
+                     filled_at="2024-07-01T14:30:00.500Z"))
+    taken, stages, seen = start(broker, carried([sent]))
+    # read once for the catch-up, then twice: the fill found, then nothing new
+    assert broker.orders_reads == 3
+    kinds = [type(e).__name__ for e in taken]
+    assert kinds == ["StateCarriedOver", "BrokerTradeUpdate", "ReconciliationCompleted"]
+    assert taken[1].backfilled and taken[-1].resolution == "clean"
+    assert stages["portfolio"].positions == {"AAPL": Decimal(15)}
+    assert stages["execution"].working_orders() == ()
+    assert seen["alp-ft-sent"].filled_qty == Decimal(5)
