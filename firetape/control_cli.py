@@ -96,6 +96,7 @@ def _send(kind: type, run_dir, operator, prefix, bootstrap, **fields) -> None:
 
 def _to_session(run_dir: Path, kind: type, operator: str, now: int, fields: dict) -> None:
     from connectors.alpaca.inbox import post_command
+    from firetape.runtime.live_inputs import LIVE_MODE
     from firetape.runtime.session import read_meta
 
     try:
@@ -103,6 +104,9 @@ def _to_session(run_dir: Path, kind: type, operator: str, now: int, fields: dict
         run_id = meta["run_id"]
     except (OSError, KeyError, ValueError) as exc:
         _fail(f"{run_dir}: not a run directory ({exc})")
+    if meta.get("mode") != LIVE_MODE:
+        _fail(f"{run_dir}: a {meta.get('mode', 'non-live')} run; only live sessions read "
+              f"commands (a backtest or a paper session from a file has no inbox)")
     if meta.get("completed"):
         _fail(f"{run_dir}: that session has finished; a command to it would never be read")
     event = command_event(kind, run_id, now, operator=operator, **fields)
