@@ -2,6 +2,7 @@
 
 Run:  .venv/bin/python bench/bench_audit.py [--ingest-events 1000000] [--latency-events 10000000]
                                             [--batches 10000,50000,100000,250000,1000000]
+                                            [--from-log RUN_DIR]
 
 1. Ingest, end to end from event-log records (in memory) to rows committed in chdb: the
    `events` table and every typed table (orders, lifecycle, fills, risk checks, portfolio),
@@ -11,6 +12,8 @@ Run:  .venv/bin/python bench/bench_audit.py [--ingest-events 1000000] [--latency
    position and a valuation. Reported: events/s in wall time and in this process's CPU
    time (chdb's threads included), medians of `--repeat` runs; on a shared machine the
    CPU figure is the fairer one. A last line gives the bars-only rate.
+   With `--from-log RUN_DIR`, the same for a real run's event log (a backtest's own mix:
+   in `make bench`'s run, 77 % bars and an order chain every 29 bars).
 2. Latency: `--latency-events` events synthesised inside ClickHouse (same inbox, same
    views), then each order's bar and signal resolved into order_hops as a run's ingest
    does (timed apart), then the latency query timed in-process and as
@@ -142,6 +145,22 @@ def bench_ingest(records: list[Record], batch_rows: int, repeat: int) -> tuple[f
     return statistics.median(walls), statistics.median(cpus)
 
 
+def bench_run_log(run_dir: Path, batches: list[int], repeat: int) -> None:
+    """Ingest rates of a real run's records (a backtest's mix: mostly bars, an order
+    chain every few dozen of them), held in memory as the sink holds a batch."""
+    from firetape.audit.ingest import log_records
+    from firetape.eventlog import EventLog
+
+    with EventLog(run_dir / "log", mode="r") as log:
+        records = list(log_records(log))
+    bars = sum(1 for record in records if record.topic == "md.bars")
+    print(f"ingest of {run_dir.name}'s log, {len(records):,} events ({bars:,} bars):")
+    for batch_rows in batches:
+        wall, cpu = bench_ingest(records, batch_rows, repeat)
+        print(f"  its mix,   batches of {batch_rows:>7,}: {wall:>10,.0f} events/s wall  "
+              f"{cpu:>10,.0f} events/s per CPU-second")
+
+
 SYNTH_SQL = """
 INSERT INTO events_inbox
 SELECT
@@ -269,6 +288,9 @@ def main() -> None:
     parser.add_argument("--batches", type=lambda text: [int(x) for x in text.split(",")],
                         default=[10_000, 50_000, 100_000, 250_000, 1_000_000],
                         help="batch sizes to measure, comma-separated")
+    parser.add_argument("--from-log", type=Path, metavar="RUN_DIR",
+                        help="also ingest a real run's event log (RUN_DIR/log), read into "
+                             "memory first, for its own mix of events")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-ingest", action="store_true")
     args = parser.parse_args()
@@ -286,6 +308,8 @@ def main() -> None:
         print(f"  bars only, batches of 100,000: {wall:>10,.0f} events/s wall  "
               f"{cpu:>10,.0f} events/s per CPU-second")
         del mixed, bars
+    if args.from_log is not None:
+        bench_run_log(args.from_log, args.batches, args.repeat)
     if not args.skip_latency:
         print(f"latency over {args.latency_events:,} events:")
         bench_latency(args.latency_events, args.repeat)
