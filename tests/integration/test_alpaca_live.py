@@ -119,15 +119,18 @@ class FakeAlpaca:
         return filled
 
 
-def live_config(tmp_path: Path):
+ADOPT = '[alpaca]\nreconciliation = "adopt"\n'
+
+
+def live_config(tmp_path: Path, extra: str = ""):
     path = tmp_path / "firetape.toml"
-    path.write_text(CONFIG)
+    path.write_text(CONFIG + extra)
     return load_config(path, environ={})
 
 
 def run_live(tmp_path: Path, alpaca: FakeAlpaca, trading_script: list, until,
-             bars: list | None = None, **request) -> object:
-    config = live_config(tmp_path)
+             bars: list | None = None, config_extra: str = "", **request) -> object:
+    config = live_config(tmp_path, config_extra)
 
     async def scenario():
         async with StreamPeer("data", [bars or bar_script()]) as data, \
@@ -377,8 +380,6 @@ def test_live_run_when_config_adopts_an_unknown_open_order_then_tracked_and_its_
     manual = {**load("order_new"), "id": "alp-manual", "client_order_id": "web-manual-1",
               "symbol": "AAPL", "qty": "7", "side": "buy", "status": "new"}
     alpaca.orders["web-manual-1"] = manual
-    (tmp_path / "firetape.toml").write_text(CONFIG + '[alpaca]\nreconciliation = "adopt"\n')
-    config = load_config(tmp_path / "firetape.toml", environ={})
 
     async def manual_fill():
         await asyncio.sleep(0.2)
@@ -388,18 +389,8 @@ def test_live_run_when_config_adopts_an_unknown_open_order_then_tracked_and_its_
         return trade_update("fill", order, "2024-07-01T14:33:00Z", execution_id="exec-m",
                             price="9.5", qty="7", position_qty="7")
 
-    async def scenario():
-        async with StreamPeer("data", [bar_script()[:3]]) as data, \
-                StreamPeer("trading", [[manual_fill]]) as trading:
-            links = LiveConnections(
-                AlpacaTrading(credentials(), bucket=TokenBucket(sleep=lambda s: None)),
-                data.url, trading.url, FAST)
-            session = LiveSession(config, LiveRequest("alpaca-paper", False, ("AAPL",)),
-                                  credentials(), links, tmp_path / "runs",
-                                  until=lambda bus: bus.counts().get("fills", 0) >= 1)
-            return await asyncio.wait_for(session.run(), 30)
-
-    result = asyncio.run(scenario())
+    result = run_live(tmp_path, alpaca, [manual_fill], filled, bars=bar_script()[:3],
+                      config_extra=ADOPT)
     assert result.dead_letters == 0
     reports = topic_events(result.run_dir, "broker.reports")
     difference = next(e for e in reports if type(e).__name__ == "ReconciliationDifference")
@@ -481,21 +472,9 @@ def test_live_run_when_config_adopts_then_starts_from_broker_positions_and_cash(
     held = load("positions")
     alpaca = FakeAlpaca(positions=held[:1])
     alpaca.install()
-    (tmp_path / "firetape.toml").write_text(CONFIG + '[alpaca]\nreconciliation = "adopt"\n')
-    config = load_config(tmp_path / "firetape.toml", environ={})
-
-    async def scenario():
-        async with StreamPeer("data", [bar_script()]) as data, \
-                StreamPeer("trading", [[]]) as trading:
-            links = LiveConnections(
-                AlpacaTrading(credentials(), bucket=TokenBucket(sleep=lambda s: None)),
-                data.url, trading.url, FAST)
-            session = LiveSession(config, LiveRequest("alpaca-paper", False, ("AAPL",)),
-                                  credentials(), links, tmp_path / "runs",
-                                  until=lambda bus: bus.counts().get("order.requests", 0) >= 1)
-            return await asyncio.wait_for(session.run(), 30)
-
-    result = asyncio.run(scenario())
+    result = run_live(tmp_path, alpaca, [],
+                      lambda bus: bus.counts().get("order.requests", 0) >= 1,
+                      config_extra=ADOPT)
     assert result.dead_letters == 0
     reports = [type(e).__name__ for e in topic_events(result.run_dir, "broker.reports")]
     assert reports[:4] == ["BrokerAccountDetected", "ReconciliationDifference",
