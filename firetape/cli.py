@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from firetape.config import ConfigError, load_config, with_strategies
+from firetape.kafka import options as kafka_options
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = REPO / "data" / "sample" / "bars.csv"
@@ -252,18 +253,7 @@ def demo(runs, json_path, quiet):
 @click.option("--from-kafka", "topic", default=None, metavar="TOPIC",
               help="Instead of a run: backtest a range of this Kafka topic (e.g. md.bars); "
               "the options below are for it (same as `firetape replay-kafka`).")
-@click.option("--start", default=None, help="With --from-kafka: offset or time, inclusive.")
-@click.option("--end", default=None, help="With --from-kafka: offset or time, exclusive.")
-@click.option("--into-kafka", "into_kafka", default=None, metavar="RUN",
-              help="With --from-kafka: also republish the range into namespace RUN.")
-@click.option("--config", "config_path", envvar="FIRETAPE_CONFIG", type=click.Path(),
-              help="With --from-kafka: firetape TOML (a run uses its recorded config).")
-@click.option("--bootstrap", envvar="KAFKA_BOOTSTRAP", default=None,
-              help="With --from-kafka: Kafka bootstrap servers; default: the local broker.")
-@click.option("--runs", default="runs", show_default=True, type=click.Path(),
-              help="With --from-kafka: where the backtest's run directory is made.")
-@click.option("--json", "json_path", type=click.Path(),
-              help="With --from-kafka: also write the result as JSON.")
+@kafka_options.range_options
 @click.pass_context
 def replay(ctx, run_dir, keep, topic, start, end, into_kafka, config_path, bootstrap, runs,
            json_path):

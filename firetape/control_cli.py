@@ -31,6 +31,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from firetape.kafka import options as kafka_options
+
 # soft_wrap: a message is one line, whatever the terminal width (greppable, testable).
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -45,10 +47,8 @@ _TARGET = [
     click.option("--run-dir", type=click.Path(file_okay=False),
                  help="A live session's run directory; without it the command goes to Kafka."),
     click.option("--operator", default=None, help="Who sends it (default: your login)."),
-    click.option("--prefix", envvar="FIRETAPE_TOPIC_PREFIX", default=None,
-                 help="Kafka: the topic namespace (FIRETAPE_TOPIC_PREFIX)."),
-    click.option("--bootstrap", envvar="KAFKA_BOOTSTRAP", default=None,
-                 help="Kafka: bootstrap servers (KAFKA_BOOTSTRAP); default: the local broker."),
+    kafka_options.prefix,
+    kafka_options.bootstrap,
 ]
 
 
@@ -233,10 +233,8 @@ def ack_reconciliation(run_dir, account, operator):
 
 
 @control.command("strategy-points")
-@click.option("--prefix", envvar="FIRETAPE_TOPIC_PREFIX", default=None,
-              help="Kafka: the topic namespace (FIRETAPE_TOPIC_PREFIX).")
-@click.option("--bootstrap", envvar="KAFKA_BOOTSTRAP", default=None,
-              help="Kafka: bootstrap servers (KAFKA_BOOTSTRAP); default: the local broker.")
+@kafka_options.prefix
+@kafka_options.bootstrap
 def strategy_points(prefix, bootstrap):
     """Kafka: where each strategy command took effect (md.bars partition, the offset of the
     first bar evaluated with it, the command's control offset), from strategy.control."""

@@ -9,13 +9,12 @@ import sys
 
 import click
 
+from firetape.kafka import options
+
 _COMMON = [
-    click.option("--config", "config_path", envvar="FIRETAPE_CONFIG", type=click.Path(),
-                 help="firetape TOML (FIRETAPE_CONFIG); default: built-in defaults."),
-    click.option("--prefix", envvar="FIRETAPE_TOPIC_PREFIX", default=None,
-                 help="Topic namespace prefix (FIRETAPE_TOPIC_PREFIX), e.g. 'test1.'."),
-    click.option("--bootstrap", envvar="KAFKA_BOOTSTRAP", default=None,
-                 help="Kafka bootstrap servers (KAFKA_BOOTSTRAP); default: the local broker."),
+    options.config,
+    options.prefix,
+    options.bootstrap,
     click.option("--run-id", envvar="FIRETAPE_RUN_ID", default=None,
                  help="Run id (FIRETAPE_RUN_ID); agents default to the inputs' run id."),
 ]
@@ -124,17 +123,7 @@ def publish(data, speed, config_path, prefix, bootstrap, run_id):
 @click.command("replay-kafka")
 @click.option("--from-kafka", "topic", required=True,
               help="The market-data topic to read, with its namespace (e.g. md.bars).")
-@click.option("--start", default=None, help="Offset (every partition) or time; inclusive.")
-@click.option("--end", default=None, help="Offset (every partition) or time; exclusive.")
-@click.option("--into-kafka", "into_kafka", default=None, metavar="RUN",
-              help="Also republish the range into the topics of namespace RUN.")
-@click.option("--config", "config_path", envvar="FIRETAPE_CONFIG", type=click.Path(),
-              help="firetape TOML (FIRETAPE_CONFIG); default: built-in defaults.")
-@click.option("--bootstrap", envvar="KAFKA_BOOTSTRAP", default=None,
-              help="Kafka bootstrap servers (KAFKA_BOOTSTRAP); default: the local broker.")
-@click.option("--runs", default="runs", show_default=True, type=click.Path(),
-              help="Where the backtest's run directory is made.")
-@click.option("--json", "json_path", type=click.Path(), help="Also write the result as JSON.")
+@options.range_options
 def replay_kafka(topic, start, end, into_kafka, config_path, bootstrap, runs, json_path):
     """A deterministic backtest over a range of a Kafka topic: TIME (ISO 8601, UTC) or
     OFFSET bounds, start inclusive, end exclusive; --into-kafka RUN republishes the range
