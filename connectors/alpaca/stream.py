@@ -135,7 +135,8 @@ class BarStream(_Reconnecting):
                  max_reconnects: int | None = None, handshake_timeout: float = 10.0,
                  bars_between: BarsBetween | None = None,
                  timeframe: Timeframe | None = None,
-                 clock: Callable[[], int] = time.time_ns) -> None:
+                 clock: Callable[[], int] = time.time_ns,
+                 taken_until: Mapping[str, int] | None = None) -> None:
         super().__init__(url, credentials, backoff, max_reconnects, handshake_timeout)
         self.symbols = symbols
         self._on_bar = on_bar
@@ -143,8 +144,13 @@ class BarStream(_Reconnecting):
         self._timeframe = timeframe or parse_timeframe("1Min")
         self._clock = clock
         # Per symbol: the start time just after the last bar delivered (bars arrive in
-        # time order per symbol, so anything earlier is a repeat).
-        self._next_start: dict[str, int] = {}
+        # time order per symbol, so anything earlier is a repeat). `taken_until` (symbol
+        # -> close time of the last bar a run this one continues took) counts as
+        # delivered: a restart never takes a bar twice.
+        self._next_start: dict[str, int] = {
+            symbol: self._timeframe.start_ns(close) + 1
+            for symbol, close in (taken_until or {}).items()}
+        self._inherited = set(self._next_start)   # ...and no bar of theirs in this session
         self._first_subscribed_ns: int | None = None
         self.backfilled = 0        # bars delivered by backfills (tests and metrics)
 
@@ -175,6 +181,7 @@ class BarStream(_Reconnecting):
         if start < self._next_start.get(bar.S, start):
             return False     # resent after a reconnect, or already backfilled
         self._next_start[bar.S] = start + 1
+        self._inherited.discard(bar.S)
         await self._on_bar(bar, self._clock())
         return True
 
@@ -190,7 +197,10 @@ class BarStream(_Reconnecting):
         # A symbol with no bar yet: from the bar that was open at the first subscription
         # (the first one the stream would have sent).
         since = self._first_subscribed_ns - self._timeframe.length_ns + 1
-        lower = {symbol: self._next_start.get(symbol, since) for symbol in self.symbols}
+        # (What closed between two runs is not this session's: an inherited mark is not
+        # a place to backfill from.)
+        lower = {symbol: since if symbol in self._inherited
+                 else self._next_start.get(symbol, since) for symbol in self.symbols}
         try:
             found = await self._bars_between(list(self.symbols), min(lower.values()), now)
         except BrokerRefused as refused:

@@ -48,6 +48,13 @@ class Timeframe:
         close = datetime.combine(start.date(), time(16), NEW_YORK)
         return int(close.timestamp()) * _NS
 
+    def start_ns(self, close_ns: int) -> int:
+        """The start time of the bar that closes at `close_ns` (`close_ns`'s inverse)."""
+        if self.unit != "Day":
+            return close_ns - self.length_ns
+        close = datetime.fromtimestamp(close_ns // _NS, NEW_YORK)
+        return int(datetime.combine(close.date(), time(0), NEW_YORK).timestamp()) * _NS
+
     def chunk(self) -> timedelta:
         """How much time one fetch chunk covers: about 10,000 bars (one full page) at most."""
         return timedelta(days=7) if self.unit == "Min" else timedelta(days=366)

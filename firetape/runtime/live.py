@@ -17,7 +17,8 @@ is queued, so the queue order is recorded in the log and a replay restores it.
 
 The execution stage (AlpacaExecution) is pure: the loop drains its outbox after each
 input and sends what is there. After a market-data reconnect the bar stream backfills
-the bars missed from the historical bars endpoint; bars delivered twice are taken once.
+the bars missed from the historical bars endpoint, and never delivers a bar twice (nor one
+the run this one continues took).
 """
 from __future__ import annotations
 
@@ -101,7 +102,6 @@ class LiveSession:
             1.0, min(60.0, config.alpaca.balance_max_age_seconds / 2))
         self._timeframe = parse_timeframe(TIMEFRAME)
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._seen_bars: set[str] = set()
         self._bars_until: dict[str, int] = {}   # symbol -> last bar of the continued run
         self._bar_stream: BarStream | None = None
         self._submissions: set[asyncio.Task] = set()
@@ -192,7 +192,8 @@ class LiveSession:
         bars = BarStream(self._credentials, list(self.request.symbols),
                          self._on_bar_factory(ctx.run_id), url=self._links.data_stream_url,
                          backoff=self._links.backoff, bars_between=self._bars_between(broker),
-                         timeframe=self._timeframe, clock=self._wall)
+                         timeframe=self._timeframe, clock=self._wall,
+                         taken_until=self._bars_until)
         self._bar_stream = bars
         # The trade-update backfill reaches back to this session's start, and to the
         # submission of the orders taken over at the start.
@@ -264,11 +265,6 @@ class LiveSession:
         async def on_bar(bar, received_ns: int) -> None:
             event = stream_bar_event(bar, run_id, self._clock.stamp(received_ns),
                                      self._timeframe)
-            if event.event_id in self._seen_bars:
-                return        # resent after a reconnect: already taken
-            if event.ts_event <= self._bars_until.get(event.symbol, -1):
-                return        # the continued run took it: its state carries it already
-            self._seen_bars.add(event.event_id)
             self.bars += 1
             self._put(event)
         return on_bar

@@ -189,3 +189,13 @@ def test_wire_account_when_decoded_then_money_is_exact_decimal():
     account = msgspec.convert(load("account_paper"), wire.Account, strict=False)
     assert account.equity == Decimal("100000") and account.account_number.startswith("PA")
     assert isinstance(account.buying_power, Decimal)
+
+
+def test_timeframe_start_ns_when_given_a_close_then_the_start_close_ns_came_from():
+    start = 1_719_844_200_000_000_000             # 2024-07-01T14:30:00Z
+    for name in ("1Min", "15Min", "1Hour"):
+        frame = parse_timeframe(name)
+        assert frame.start_ns(frame.close_ns(start)) == start
+    day = parse_timeframe("1Day")
+    midnight = 1_719_806_400_000_000_000          # 2024-07-01T00:00:00 New York
+    assert day.start_ns(day.close_ns(midnight)) == midnight
