@@ -1,9 +1,13 @@
 """Reading one topic-partition file: the scan on open, iteration from an offset, seeks.
 
-Opening scans the whole file once, checking every record (see layout.read_records), and
-builds the sparse index on the way. A read-only open never changes the file: a torn or
-corrupt tail is reported in `recovered` and reads stop before it. Records that appear
-later (another process appending) are picked up by the next read, seek or end_offset.
+The first use that needs to know where records are (a seek, a read from a later offset,
+end_offset, `recovered`) scans the whole file once, checking every record (see
+layout.read_records), and builds the sparse index on the way. A read from offset 0 needs
+no index: before that scan it streams the file from its header, with the same checks, so
+a reader that goes through a log once (the audit, a replay, a digest) reads each file
+once instead of twice. A read-only open never changes the file: a torn or corrupt tail
+is reported in `recovered` and reads stop before it. Records that appear later (another
+process appending) are picked up by the next read, seek or end_offset.
 """
 from __future__ import annotations
 
@@ -53,30 +57,45 @@ class PartitionLog:
         self.path = Path(path)
         self.topic = topic
         self.partition = partition
-        self.recovered: Recovery | None = None
+        self._recovered: Recovery | None = None
         self._index = SparseIndex(FILE_HEADER_SIZE, index_stride)
+        self._scanned = False   # whether _index covers the file (see _scan)
         self._open()
 
     def _open(self) -> None:
+        """Check the file header; the records are scanned when first needed (_scan)."""
         with open(self.path, "rb") as file:
             raw = file.read(FILE_HEADER_SIZE)
         problem = header_problem(raw)
         if problem == "torn header":
+            self._scanned = True
             self._report(Stop(0, 0, problem), len(raw), truncated=False)
             return
         if problem:
             raise CorruptLogError(f"{self.path}: {problem}")
+
+    def _scan(self) -> None:
+        """Index the whole file once, reporting an unreadable tail."""
+        if self._scanned:
+            return
+        self._scanned = True
         stop = self._catch_up()
-        if stop.reason:
+        if stop.reason and self._recovered is None:
             self._report(stop, self.path.stat().st_size - stop.position, truncated=False)
+
+    @property
+    def recovered(self) -> Recovery | None:
+        """What was cut (append mode) or found unreadable at the end of the file."""
+        self._scan()
+        return self._recovered
 
     def _report(self, stop: Stop, bytes_cut: int, truncated: bool,
                 quarantine: str | None = None) -> None:
-        self.recovered = Recovery(self.topic, self.partition, str(self.path), stop.position,
-                                  bytes_cut, stop.reason or "", stop.next_offset, truncated,
-                                  quarantine)
+        self._recovered = Recovery(self.topic, self.partition, str(self.path), stop.position,
+                                   bytes_cut, stop.reason or "", stop.next_offset, truncated,
+                                   quarantine)
         log.warning("eventlog.tail_cut" if truncated else "eventlog.tail_unreadable",
-                    **self.recovered._asdict())
+                    **self._recovered._asdict())
 
     def _catch_up(self) -> Stop:
         """Index the records written since the index was last extended."""
@@ -107,7 +126,9 @@ class PartitionLog:
         return stop
 
     def _catch_up_if_grown(self) -> None:
-        if self.path.stat().st_size > self._index.end_position:
+        if not self._scanned:
+            self._scan()
+        elif self.path.stat().st_size > self._index.end_position:
             self._catch_up()
 
     def _before_read(self) -> None:
@@ -128,6 +149,8 @@ class PartitionLog:
         if start_offset < 0:
             raise ValueError(f"start_offset must be >= 0, got {start_offset}")
         self._before_read()
+        if start_offset == 0 and not self._scanned:
+            return self._records_from(0, FILE_HEADER_SIZE, 0)
         if start_offset >= self._index.next_offset:
             self._catch_up_if_grown()
         first, position = self._index.locate(start_offset)
@@ -140,7 +163,10 @@ class PartitionLog:
                 for record in records:
                     if record.offset + 1 >= start_offset:
                         break
-            yield from records
+            stop = yield from records
+        if stop is not None and stop.reason and self._recovered is None:
+            # A read that met the unreadable tail before any scan did: say so now.
+            self._report(stop, self.path.stat().st_size - stop.position, truncated=False)
 
     def offset_for_time(self, ts_event: int) -> int:
         """Offset of the first record with ts_event >= `ts_event`; end_offset if none."""

@@ -48,6 +48,8 @@ class PartitionWriter(PartitionLog):
         self._file = open(self.path, "ab", buffering=0)
 
     def _open(self) -> None:
+        # An appender always scans at once: it must cut a torn tail before writing.
+        self._scanned = True
         created = not self.path.exists()
         with open(self.path, "a+b") as file:
             file.seek(0)

@@ -299,6 +299,25 @@ def test_open_read_only_when_tail_torn_then_file_unchanged_and_reads_stop_before
     assert path.stat().st_size == size
 
 
+def test_read_only_first_read_streams_without_a_scan_and_reports_a_torn_tail(
+        root, ten_records):
+    """A read from offset 0 before anything needed the index reads the file once: the
+    same records, stopping before the torn tail, which it reports like the scan would."""
+    path = partition_file(root)
+    with open(path, "r+b") as file:
+        file.truncate(path.stat().st_size - 5)
+    with capture_logs() as logs, EventLog(root, "r") as log:
+        partition = log.partition_log("md.bars", 0)
+        assert as_rows(log.read("md.bars", 0)) == ten_records[:9]
+        assert not partition._scanned
+        assert any(e["event"] == "eventlog.tail_unreadable" for e in logs)
+        (recovery,) = log.recovered
+        assert recovery.reason == "short record" and recovery.next_offset == 9
+        assert log.end_offset("md.bars", 0) == 9
+        assert as_rows(log.read("md.bars", 0, 4)) == ten_records[4:9]
+    assert sum(e["event"] == "eventlog.tail_unreadable" for e in logs) == 1
+
+
 def test_open_when_last_record_has_a_flipped_byte_then_crc_mismatch_cuts_it(root, ten_records):
     path = partition_file(root)
     raw = bytearray(path.read_bytes())
