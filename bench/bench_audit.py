@@ -13,7 +13,9 @@ Run:  .venv/bin/python bench/bench_audit.py [--ingest-events 1000000] [--latency
    time (chdb's threads included), medians of `--repeat` runs; on a shared machine the
    CPU figure is the fairer one. A last line gives the bars-only rate.
    With `--from-log RUN_DIR`, the same for a real run's event log (a backtest's own mix:
-   in `make bench`'s run, 77 % bars and an order chain every 29 bars).
+   in `make bench`'s run, 77 % bars and an order chain every 29 bars), then the whole
+   build of a run's audit from the log files on disk, reading and checking them included
+   (what a user waits for after a backtest).
 2. Latency: `--latency-events` events synthesised inside ClickHouse (same inbox, same
    views), then each order's bar and signal resolved into order_hops as a run's ingest
    does (timed apart), then the latency query timed in-process and as
@@ -159,6 +161,34 @@ def bench_run_log(run_dir: Path, batches: list[int], repeat: int) -> None:
         wall, cpu = bench_ingest(records, batch_rows, repeat)
         print(f"  its mix,   batches of {batch_rows:>7,}: {wall:>10,.0f} events/s wall  "
               f"{cpu:>10,.0f} events/s per CPU-second")
+    count = len(records)
+    del records
+    wall, cpu = bench_run_audit(run_dir / "log", count, repeat)
+    print(f"  from the log on disk, as a run's audit is built (read, ingest, resolve, fold): "
+          f"{wall:>10,.0f} events/s wall  {cpu:>10,.0f} events/s per CPU-second")
+
+
+def bench_run_audit(log_dir: Path, count: int, repeat: int) -> tuple[float, float]:
+    """Median rates of building a run's audit from its log files (what `firetape
+    backtest` does after a run): reading and checking the log is part of the time."""
+    from firetape.audit.ingest import ingest_log
+
+    walls, cpus = [], []
+    for _ in range(repeat):
+        directory = Path(tempfile.mkdtemp(prefix="bench-audit-"))
+        store = ChdbStore(directory)
+        store.migrate()
+        try:
+            wall, cpu = time.perf_counter(), time.process_time()
+            assert ingest_log(store, log_dir) == count
+            compact_order_hops(store)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        finally:
+            store.close()
+            shutil.rmtree(directory, ignore_errors=True)
+        walls.append(count / wall)
+        cpus.append(count / cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 SYNTH_SQL = """

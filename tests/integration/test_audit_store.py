@@ -10,7 +10,7 @@ import schemas as s
 from firetape.audit import queries
 from firetape.audit.chdb_store import ChdbStore
 from firetape.audit.ingest import batch_from_records, ingest_log, log_records
-from firetape.audit.migrate import load_migrations
+from firetape.audit.migrate import apply_migrations, load_migrations
 from firetape.audit.store import AUDIT_TABLES, AuditError, AuditQueryError, AuditStoreBusy
 from firetape.eventlog import EventLog
 from topics.codec import codec
@@ -70,8 +70,13 @@ def chain_events() -> list[tuple[object, int]]:
                                net_exposure=Decimal("12.35"), realized_pnl=Decimal("0"),
                                unrealized_pnl=Decimal("0"), commissions=Decimal("0.01"),
                                high_water_mark=Decimal("1000"), drawdown=Decimal("0E-12"))
+    position = s.PositionChanged(**_header("pos1", "AAA:1", "fill1", "portfolio"),
+                                 account="paper", strategy="sma", symbol="AAA",
+                                 quantity=Decimal("10"), avg_price=Decimal("1.2345"),
+                                 realized_pnl=Decimal("-0.01"), fill_id="f1",
+                                 account_quantity=Decimal("10"))
     ordered = [bar, signal, request, approved, place, submitted, accepted, fill, request2,
-               denied, valued]
+               denied, valued, position]
     return [(event, WALL0 + i * MS) for i, event in enumerate(ordered)]
 
 
@@ -101,8 +106,8 @@ def counts(store) -> dict[str, int]:
     return {t: int(store.scalar(f"SELECT count() FROM {t} FINAL")) for t in AUDIT_TABLES}
 
 
-EXPECTED = {"events": 11, "orders": 2, "order_lifecycle": 8, "fills": 1, "risk_decisions": 2,
-            "risk_checks": 4, "portfolio_valuations": 1, "positions": 0}
+EXPECTED = {"events": 12, "orders": 2, "order_lifecycle": 8, "fills": 1, "risk_decisions": 2,
+            "risk_checks": 4, "portfolio_valuations": 1, "positions": 1}
 
 
 def test_migrate_when_run_twice_then_second_applies_nothing(store):
@@ -119,7 +124,7 @@ def test_migrate_when_applied_file_changed_then_refuses(store):
 
 
 def test_ingest_when_log_ingested_then_every_table_filled(store, run_log):
-    assert ingest_log(store, run_log) == 11
+    assert ingest_log(store, run_log) == 12
     assert counts(store) == EXPECTED
 
 
@@ -136,7 +141,7 @@ def test_ingest_when_redelivered_with_other_batch_bounds_then_counts_stay_exact(
     ingest_log(store, run_log, batch_rows=3)
     store.execute("OPTIMIZE TABLE events FINAL")   # after a merge, even without FINAL
     assert counts(store) == EXPECTED
-    assert int(store.scalar("SELECT count() FROM events")) == 11
+    assert int(store.scalar("SELECT count() FROM events")) == 12
 
 
 def test_events_when_ingested_then_header_and_hop_time_kept_exactly(store, run_log):
@@ -231,7 +236,7 @@ def test_export_when_parquet_then_one_file_per_table_with_exact_rows(store, run_
     ingest_log(store, run_log)
     written = queries.export_tables(store, tmp_path / "out", "parquet")
     assert {p.stem for p in written} == set(AUDIT_TABLES)
-    assert pq.read_table(tmp_path / "out" / "events.parquet").num_rows == 11
+    assert pq.read_table(tmp_path / "out" / "events.parquet").num_rows == 12
 
 
 def test_open_when_another_database_open_in_process_then_busy(store, tmp_path):
@@ -305,3 +310,59 @@ def test_views_when_ingested_then_same_columns_as_the_tables_they_replace(store,
     assert checks == [["dec2", 0, "kill_switch", True, "released", "released", "", False],
                       ["dec2", 1, "gross_exposure", False, "0.35", "0.3",
                        "gross exposure 0.35 above 0.3", False]]
+
+
+def test_portfolio_tables_when_ingested_then_values_exact(store, run_log):
+    ingest_log(store, run_log)
+    assert store.query_rows(
+        "SELECT account, strategy, symbol, event_id, toString(quantity), toString(avg_price), "
+        "toString(realized_pnl), toString(account_quantity), fill_id, run_id "
+        "FROM positions FINAL") == [["paper", "sma", "AAA", "pos1", "10", "1.2345", "-0.01",
+                                     "10", "f1", RUN]]
+    assert store.query_rows(
+        "SELECT account, event_id, toString(cash), toString(equity), toString(drawdown), "
+        "correlation_id FROM portfolio_valuations FINAL") == [
+            ["paper", "val1", "987.65", "1000", "0", "AAA:1"]]
+
+
+TYPED = {"order_lifecycle": "client_order_id, event_id", "portfolio_valuations": "event_id",
+         "positions": "event_id", "order_hops": "client_order_id"}
+
+
+def _typed_rows(store) -> dict[str, list]:
+    """Every typed table, whole rows (hidden details included), in a fixed order."""
+    rows = {t: store.query_rows(f"SELECT * FROM {t} FINAL ORDER BY {key}")
+            for t, key in TYPED.items()}
+    rows["details"] = store.query_rows(
+        "SELECT event_id, details FROM order_lifecycle FINAL ORDER BY event_id")
+    return rows
+
+
+def test_migration_0008_when_views_read_the_inbox_then_typed_rows_same_as_views_on_events(
+        tmp_path, run_log):
+    """Migration 0008 moved the typed views from `events` to the inbox: a database that
+    stops at 0007 and one with every migration derive the very same rows; and a database
+    made at 0007, migrated with rows in it, takes new records exactly once."""
+    old_schema = tmp_path / "migrations-0007"
+    old_schema.mkdir()
+    for migration in load_migrations():
+        if migration.version <= 7:
+            (old_schema / f"{migration.version:04d}_{migration.name}.sql").write_text(
+                migration.sql)
+    with ChdbStore(tmp_path / "old") as old:
+        apply_migrations(old, old_schema)
+        ingest_log(old, run_log)
+        before = _typed_rows(old)
+        old.migrate()   # 0008 on a database with rows
+        views = {r[0] for r in old.query_rows(
+            "SELECT name FROM system.tables WHERE database = currentDatabase() "
+            "AND engine = 'MaterializedView'")}
+        ingest_log(old, run_log)   # redelivered through the new views
+        assert _typed_rows(old) == before
+        assert counts(old) == EXPECTED
+    assert views == {"events_mv", "inbox_order_lifecycle_mv", "inbox_portfolio_valuations_mv",
+                     "inbox_positions_mv", "order_hops_mv"}
+    with ChdbStore(tmp_path / "new") as new:
+        new.migrate()
+        ingest_log(new, run_log)
+        assert _typed_rows(new) == before
