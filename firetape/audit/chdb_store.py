@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 _lock = threading.Lock()
 _open: dict[Path, int] = {}   # resolved path -> open stores on it (chdb allows one path)
+# Inserts from two sessions side by side lost whole batches (docs/audit.md, "Third
+# round"): stores on the database, which share it, insert one at a time.
+_inserting = threading.Lock()
 
 # ClickHouse appends a stack trace and hints to some messages; the first part is the
 # one that tells the user what was wrong.
@@ -185,11 +188,12 @@ class ChdbStore(AuditStore):
         # optimize_on_insert = 0: collapsing duplicates inside each new block costs a
         # second sort per table and block; merges and FINAL deduplicate anyway.
         inbox, host, clock = encoded  # noqa: F841 (inbox is read by chdb by name)
-        self._run("INSERT INTO events_inbox SELECT topic, partition, offset, kafka_ts_ms, "
-                  "ts_ingest_ns, {host:String}, {clock_source:String}, record_key, payload "
-                  "FROM Python(inbox) SETTINGS parallel_view_processing = 1, "
-                  "optimize_on_insert = 0", "CSV",
-                  {"host": host, "clock_source": clock})
+        with _inserting:
+            self._run("INSERT INTO events_inbox SELECT topic, partition, offset, kafka_ts_ms, "
+                      "ts_ingest_ns, {host:String}, {clock_source:String}, record_key, "
+                      "payload FROM Python(inbox) SETTINGS parallel_view_processing = 1, "
+                      "optimize_on_insert = 0", "CSV",
+                      {"host": host, "clock_source": clock})
 
     def close(self) -> None:
         session, self._session = getattr(self, "_session", None), None

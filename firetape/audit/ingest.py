@@ -9,8 +9,8 @@ Batches are 250k rows, above ClickHouse's advice for inserts (10k-100k rows): ev
 insert writes one new part per table (five: events, order_lifecycle, the two portfolio
 tables, order_hops) and plans one materialized view per table, about 0.06-0.08 s of CPU
 per insert whatever its size (bench/bench_audit.py: batches of 10k run at a fifth of the
-rate of batches of 250k, 100k at three quarters). Beyond 250k the rate stops rising (1M
-measured no faster) and memory grows with the batch (two batches are alive at once).
+rate of batches of 250k, 100k at two thirds). Beyond 250k the rate stops rising (500k and
+1M measured no faster) and memory grows with the batch (two batches are alive at once).
 """
 from __future__ import annotations
 

@@ -366,3 +366,42 @@ def test_migration_0008_when_views_read_the_inbox_then_typed_rows_same_as_views_
         new.migrate()
         ingest_log(new, run_log)
         assert _typed_rows(new) == before
+
+
+
+def test_insert_when_two_stores_on_one_database_insert_at_once_then_they_take_turns(
+        tmp_path, run_log):
+    """Inserts from two chdb sessions side by side lost whole batches (docs/audit.md,
+    "Third round"), so stores take turns: no two inserts of a process overlap."""
+    import threading
+    import time
+
+    stores = [ChdbStore(tmp_path / "audit") for _ in range(2)]
+    stores[0].migrate()
+    with EventLog(run_log, mode="r") as log:
+        batch = batch_from_records(list(log_records(log)))
+    spans: list[tuple[float, float]] = []
+
+    def slowed(run):
+        def slow_run(sql, fmt, params):
+            started = time.perf_counter()
+            time.sleep(0.05)
+            result = run(sql, fmt, params)
+            spans.append((started, time.perf_counter()))
+            return result
+        return slow_run
+
+    for store in stores:
+        store._run = slowed(store._run)
+    threads = [threading.Thread(target=lambda st=st: [st.insert_batch(batch)
+                                                       for _ in range(3)]) for st in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    spans.sort()
+    assert len(spans) == 6
+    assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:]))
+    assert counts(stores[0]) == EXPECTED
+    for store in stores:
+        store.close()
