@@ -68,10 +68,12 @@ def bench_append_many(root: Path, rows: list[tuple], partitions: int) -> tuple[f
 
 
 def bench_open(root: Path) -> tuple[float, float]:
-    """Seconds to open (scan, check and index) the log read-only."""
+    """Seconds to open the log read-only and scan it (check and index every record), as a
+    seek or end_offset does the first time (a read from the start needs no scan)."""
     watch = Stopwatch()
     watch.start()
-    with EventLog(root, "r"):
+    with EventLog(root, "r") as log:
+        log.recovered   # noqa: B018 (scans every partition)
         return watch.read()
 
 
@@ -106,7 +108,7 @@ def main() -> None:
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
             keep("append", bench_append(Path(tmp) / "log", rows))
-            keep("open (scan + index)", bench_open(Path(tmp) / "log"))
+            keep("open + scan (index)", bench_open(Path(tmp) / "log"))
             keep("read", bench_read(Path(tmp) / "log", args.records, merged=False))
             keep("read merged", bench_read(Path(tmp) / "log", args.records, merged=True))
         with tempfile.TemporaryDirectory() as tmp:

@@ -4,8 +4,9 @@ Layout: ``LOGDIR/<topic>/<partition>.log`` (e.g. ``run/md.bars/3.log``), topic n
 in topics.registry. Only one writer may hold a directory at a time (an exclusive lock on
 ``LOGDIR/.lock``); any number of read-only opens may run beside it.
 
-Every existing partition is opened, and so scanned and recovered, when the log is opened:
-`recovered` lists what was cut or found unreadable.
+Every existing partition is opened when the log is opened. In mode "a" that scans and
+recovers it at once; in mode "r" a partition is scanned when first needed (see
+partition.py). `recovered` lists what was cut or found unreadable.
 """
 from __future__ import annotations
 
