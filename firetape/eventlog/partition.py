@@ -1,4 +1,4 @@
-"""Reading one topic-partition file: the scan on open, iteration from an offset, seeks.
+"""Reading one topic-partition file: the scan when first needed, reads, seeks.
 
 The first use that needs to know where records are (a seek, a read from a later offset,
 end_offset, `recovered`) scans the whole file once, checking every record (see
