@@ -127,8 +127,9 @@ def make_records(count: int, bars_only: bool = False) -> list[Record]:
     return records[:count]
 
 
-def bench_ingest(records: list[Record], batch_rows: int, repeat: int) -> tuple[float, float]:
-    """Median wall and CPU rates (events/s) of ingesting `records` into a fresh database."""
+def timed_ingests(count: int, repeat: int, ingest) -> tuple[float, float]:
+    """Median wall and CPU rates (events/s) of `ingest(store)`, which puts `count` events
+    into a fresh database, `repeat` times (a new database each time)."""
     walls, cpus = [], []
     for _ in range(repeat):
         directory = Path(tempfile.mkdtemp(prefix="bench-audit-"))
@@ -136,15 +137,21 @@ def bench_ingest(records: list[Record], batch_rows: int, repeat: int) -> tuple[f
         store.migrate()
         try:
             wall, cpu = time.perf_counter(), time.process_time()
-            ingest_records(store, records, batch_rows)
+            ingest(store)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            assert int(store.scalar("SELECT count() FROM events FINAL")) == len(records)
+            assert int(store.scalar("SELECT count() FROM events FINAL")) == count
         finally:
             store.close()
             shutil.rmtree(directory, ignore_errors=True)
-        walls.append(len(records) / wall)
-        cpus.append(len(records) / cpu)
+        walls.append(count / wall)
+        cpus.append(count / cpu)
     return statistics.median(walls), statistics.median(cpus)
+
+
+def bench_ingest(records: list[Record], batch_rows: int, repeat: int) -> tuple[float, float]:
+    """Rates of ingesting `records`, held in memory, in batches of `batch_rows`."""
+    return timed_ingests(len(records), repeat,
+                         lambda store: ingest_records(store, records, batch_rows))
 
 
 def bench_run_log(run_dir: Path, batches: list[int], repeat: int) -> None:
@@ -169,26 +176,15 @@ def bench_run_log(run_dir: Path, batches: list[int], repeat: int) -> None:
 
 
 def bench_run_audit(log_dir: Path, count: int, repeat: int) -> tuple[float, float]:
-    """Median rates of building a run's audit from its log files (what `firetape
-    backtest` does after a run): reading and checking the log is part of the time."""
+    """Rates of building a run's audit from its log files (what `firetape backtest` does
+    after a run): reading and checking the log is part of the time."""
     from firetape.audit.ingest import ingest_log
 
-    walls, cpus = [], []
-    for _ in range(repeat):
-        directory = Path(tempfile.mkdtemp(prefix="bench-audit-"))
-        store = ChdbStore(directory)
-        store.migrate()
-        try:
-            wall, cpu = time.perf_counter(), time.process_time()
-            assert ingest_log(store, log_dir) == count
-            compact_order_hops(store)
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        finally:
-            store.close()
-            shutil.rmtree(directory, ignore_errors=True)
-        walls.append(count / wall)
-        cpus.append(count / cpu)
-    return statistics.median(walls), statistics.median(cpus)
+    def build(store: ChdbStore) -> None:
+        ingest_log(store, log_dir)
+        compact_order_hops(store)
+
+    return timed_ingests(count, repeat, build)
 
 
 SYNTH_SQL = """
